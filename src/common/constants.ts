@@ -1,0 +1,36 @@
+/**
+ * Facts shared by the injector, `meshlet init` and `meshlet proxy`: they must agree, so they are
+ * declared once here.
+ */
+
+/** The non-root UID (and GID) the proxy runs as; `meshlet init` exempts its traffic from redirection. */
+export const PROXY_UID = 2102;
+/** Where redirected outbound connections arrive inside the Pod. */
+export const PROXY_OUTBOUND_PORT = 15001;
+/** The proxy's admin server: /ready, /live, /metrics. */
+export const PROXY_ADMIN_PORT = 15090;
+/** The namespace meshlet itself is installed into; never meshed. */
+export const MESHLET_NAMESPACE = 'meshlet-system';
+/** Names of what the injector adds to a Pod. */
+export const INIT_CONTAINER_NAME = 'meshlet-init';
+export const PROXY_CONTAINER_NAME = 'meshlet-proxy';
+/** The default image for both containers; the tag follows the package version at release. */
+export const DEFAULT_PROXY_IMAGE = 'ghcr.io/meshlet/meshlet:0.1.0';
+
+/** Environment variables of the proxy container, set by the injector (declared once, here). */
+export const ENV = {
+  podName: 'MESHLET_POD_NAME',
+  podNamespace: 'MESHLET_POD_NAMESPACE',
+  podIp: 'MESHLET_POD_IP',
+  serviceAccount: 'MESHLET_SERVICE_ACCOUNT',
+  lbPolicy: 'MESHLET_LB_POLICY',
+  logLevel: 'MESHLET_LOG_LEVEL',
+  admin: 'MESHLET_ADMIN',
+  listen: 'MESHLET_LISTEN',
+  clusterDomain: 'MESHLET_CLUSTER_DOMAIN',
+  tokenFile: 'MESHLET_TOKEN_FILE',
+  kubeconfig: 'MESHLET_KUBECONFIG',
+} as const;
+
+/** Where the injector mounts the proxy's own projected service-account token. */
+export const PROXY_TOKEN_DIR = '/var/run/secrets/meshlet/serviceaccount';
