@@ -1,4 +1,4 @@
-import { pino, type Logger, type DestinationStream, type LevelWithSilent } from 'pino';
+import { pino, destination, stdTimeFunctions, type Logger, type DestinationStream, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
@@ -33,9 +33,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       base: { ...options.base },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.stream ?? pino.destination({ fd: 1, sync: false }),
+    options.stream ?? destination({ fd: 1, sync: false }),
   );
 }

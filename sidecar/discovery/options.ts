@@ -1,0 +1,24 @@
+/**
+ * What `meshlet proxy` tells discovery (parsed and validated from flags and MESHLET_* variables in
+ * sidecar/config.ts). `createDiscovery` in ./setup.ts builds the EndpointSource from it.
+ */
+export interface DiscoveryOptions {
+  /** Standalone: `--upstream host:port,host:port` (inline list) — every request is balanced over these. */
+  upstreamList?: string[];
+  /** Standalone: `--upstream FILE`, a watched JSON array of "host:port" strings. */
+  upstreamFile?: string;
+  /** Standalone: `--upstream-dns name:port`, a headless Service's A/AAAA records, re-resolved. */
+  upstreamDns?: string;
+  /** `--services FILE`: watched JSON object { "name:port" | "vip:port": ["ip:port", ...] }. */
+  servicesFile?: string;
+  /** `--kubeconfig FILE` outside a cluster; in a Pod the projected token is used instead. */
+  kubeconfig?: string;
+  /** Use in-cluster credentials (the proxy's projected service-account token). */
+  inCluster: boolean;
+  /** The projected token file, when not the default location. */
+  tokenFile?: string;
+  /** Namespace that short names resolve in (the Pod's own, or `--namespace`). */
+  namespace: string;
+  /** `--cluster-domain`, default "cluster.local". */
+  clusterDomain: string;
+}
