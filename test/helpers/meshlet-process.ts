@@ -1,0 +1,14 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root, from which `node --import tsx` resolves. */
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** argv that runs the `meshlet` CLI from source (no build needed): `node ...MESHLET_ARGS proxy ...`. */
+export const MESHLET_NODE_ARGS = ['--import', 'tsx', join(REPO_ROOT, 'src', 'bin.ts')];
+
+/** Starts `meshlet <args>` as a real child process from the repository root. */
+export function spawnMeshlet(args: string[], options: SpawnOptions = {}): ChildProcess {
+  return spawn(process.execPath, [...MESHLET_NODE_ARGS, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options });
+}
