@@ -49,7 +49,7 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[], env: No
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: normalizeBooleanValues(spec, argv), options, allowPositionals: true, strict: true });
   } catch (err) {
     throw new InvalidConfigError([`meshlet ${spec.name}: ${(err as Error).message}; see 'meshlet ${spec.name} --help'`]);
   }
@@ -73,6 +73,18 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[], env: No
   }
   if (problems.length > 0) throw new InvalidConfigError(problems);
   return { values, positionals: parsed.positionals, help: false };
+}
+
+/** `--flag=false` / `--flag=true` on a boolean flag, as users write it, become `--no-flag` / `--flag`. */
+function normalizeBooleanValues(spec: CommandSpec, argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    const match = /^--([^=]+)=(.*)$/.exec(arg);
+    if (!match || spec.flags[match[1]!]?.type !== 'boolean') return arg;
+    const word = match[2]!.trim().toLowerCase();
+    if (FALSE_WORDS.has(word)) return `--no-${match[1]}`;
+    if (TRUE_WORDS.has(word)) return `--${match[1]}`;
+    return arg;
+  });
 }
 
 /**
