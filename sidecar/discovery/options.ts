@@ -21,4 +21,8 @@ export interface DiscoveryOptions {
   namespace: string;
   /** `--cluster-domain`, default "cluster.local". */
   clusterDomain: string;
+  /** DNS servers for `--upstream-dns` and the in-Pod DNS fallback ("127.0.0.1:5353"); the system's when absent. */
+  dnsServers?: string[];
+  /** How often DNS names are re-resolved (ms); default 5000. */
+  dnsIntervalMs?: number;
 }

@@ -1,0 +1,326 @@
+import { isIP } from 'node:net';
+import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
+import type { Logger } from '../../src/common/logger.js';
+import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../target/authority.js';
+import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../target/service-port.js';
+import { EndpointSet } from './endpoint-set.js';
+import { endpointsFromSlices } from './endpoint-slices.js';
+import { ResourceWatch, type WatchTuning } from './resource-watch.js';
+import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';
+
+/** The label the EndpointSlice controller puts on every slice of a Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export interface KubernetesSourceOptions {
+  /** The Pod's own namespace: short names resolve here, and its Services are searched for ClusterIPs. */
+  namespace: string;
+  clusterDomain: string;
+  /** A Service's watches stop after it has had no subscriber and no resolve for this long. */
+  idleTimeoutMs?: number;
+  /** How long resolve() waits for the first list of a Service before passing the request through. */
+  firstSyncTimeoutMs?: number;
+  /** An unknown Pod IP triggers at most one EndpointSlice lookup per namespace per this interval. */
+  podLookupIntervalMs?: number;
+  tuning?: Partial<WatchTuning>;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_FIRST_SYNC_TIMEOUT_MS = 2000;
+export const DEFAULT_POD_LOOKUP_INTERVAL_MS = 5000;
+/** How often idle watches are swept and healthy targets re-confirmed (bounds the staleness metric). */
+const SWEEP_INTERVAL_MS = 5000;
+
+/** The Services of one namespace, watched while requests name that namespace. */
+interface NamespaceServices {
+  namespace: string;
+  watch: ResourceWatch<V1Service>;
+  startedAt: number;
+  lastUsedAt: number;
+  /** Last one-off EndpointSlice lookup for an unknown Pod IP. */
+  lastPodLookupAt: number;
+}
+
+/** One Service's EndpointSlices (watched by label) and the targets of its ports. */
+interface ServiceEndpoints {
+  namespace: string;
+  name: string;
+  service: V1Service;
+  watch: ResourceWatch<V1EndpointSlice>;
+  startedAt: number;
+  lastUsedAt: number;
+  /** By Service port number. */
+  targets: Map<number, TargetState>;
+  log: Logger;
+}
+
+/**
+ * Kubernetes discovery: lazy per-Service EndpointSlice watches (label kubernetes.io/service-name),
+ * started on the first request that names the Service and stopped after it goes unused, plus a
+ * Services watch per namespace being called (the Pod's own, and any other an authority names) for
+ * names, ports, targetPorts and ClusterIPs. Nothing cluster-wide is watched. A Pod IP is traced to its
+ * Service through the EndpointSlices already watched or, failing that, one rate-limited list of the
+ * EndpointSlices of the namespaces being watched.
+ */
+export class KubernetesSource implements EndpointSource {
+  readonly name = 'kubernetes';
+  private readonly core: CoreV1Api;
+  private readonly discovery: DiscoveryV1Api;
+  private readonly namespaces = new Map<string, NamespaceServices>();
+  private readonly services = new Map<string, ServiceEndpoints>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly idleTimeoutMs: number;
+  private readonly firstSyncTimeoutMs: number;
+  private readonly podLookupIntervalMs: number;
+  private hasLoggedPodIp = false;
+  private closed = false;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly options: KubernetesSourceOptions,
+    private readonly log: Logger,
+  ) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.firstSyncTimeoutMs = options.firstSyncTimeoutMs ?? DEFAULT_FIRST_SYNC_TIMEOUT_MS;
+    this.podLookupIntervalMs = options.podLookupIntervalMs ?? DEFAULT_POD_LOOKUP_INTERVAL_MS;
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(SWEEP_INTERVAL_MS, Math.max(50, this.idleTimeoutMs / 2)));
+    this.sweepTimer.unref();
+  }
+
+  /** False while any watch has lost the API (or never reached it in time): the DNS fallback answers then. */
+  get isApiReachable(): boolean {
+    const now = Date.now();
+    const watches = [...this.namespaces.values(), ...this.services.values()];
+    return !watches.some((w) => w.watch.isStale || (!w.watch.isSynced && now - w.startedAt > this.firstSyncTimeoutMs));
+  }
+
+  /** Services (namespace/name) whose EndpointSlices are being watched now. */
+  get watchedServices(): string[] {
+    return [...this.services.keys()].sort();
+  }
+
+  async resolve(hint: TargetHint): Promise<Target | undefined> {
+    if (this.closed) return undefined;
+    const authority = hint.authority === undefined ? undefined : splitAuthority(hint.authority);
+    if (authority) {
+      const port = authority.port ?? hint.originalDst?.port;
+      const named = parseServiceHost(authority.host, this.options.namespace, this.options.clusterDomain);
+      const target = named ? await this.resolveService(named, port) : isIP(authority.host) ? await this.resolveAddress(authority.host, port ?? DEFAULT_HTTP_PORT) : undefined;
+      if (target) return target;
+    }
+    if (hint.originalDst) return this.resolveAddress(hint.originalDst.host, hint.originalDst.port);
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    for (const entry of this.services.values()) entry.watch.stop();
+    for (const ns of this.namespaces.values()) ns.watch.stop();
+    this.services.clear();
+    this.namespaces.clear();
+  }
+
+  private async resolveService(named: ServiceName, port: number | undefined): Promise<Target | undefined> {
+    const services = this.namespaceServices(named.namespace);
+    if (!(await services.watch.whenSynced(this.remainingFirstSyncMs(services.startedAt)))) return undefined;
+    const service = services.watch.current.get(named.name);
+    if (!service || service.spec?.type === 'ExternalName') return undefined;
+    const servicePort = pickServicePort(service, port);
+    if (!servicePort) {
+      this.log.debug({ service: `${named.namespace}/${named.name}`, port }, 'service has no such port');
+      return undefined;
+    }
+    return this.serviceTarget(service, servicePort);
+  }
+
+  /** A ClusterIP:port, or a Pod IP:port traced back to its Service. */
+  private async resolveAddress(ip: string, port: number): Promise<Target | undefined> {
+    const own = this.namespaceServices(this.options.namespace);
+    await own.watch.whenSynced(this.remainingFirstSyncMs(own.startedAt));
+    for (const ns of this.namespaces.values()) {
+      for (const service of ns.watch.current.values()) {
+        const servicePort = servicePortForClusterIp(service, ip, port);
+        if (servicePort) {
+          ns.lastUsedAt = Date.now();
+          return this.serviceTarget(service, servicePort);
+        }
+      }
+    }
+    const owner = this.podOwnerFromWatches(ip, port) ?? (await this.lookupPodOwner(ip, port));
+    if (!owner) return undefined;
+    if (!this.hasLoggedPodIp) {
+      this.hasLoggedPodIp = true;
+      this.log.info(
+        { endpoint: ip, service: `${owner.service.metadata?.namespace}/${owner.service.metadata?.name}`, port: owner.servicePort.port },
+        'connection headed for a Pod IP; balancing over its Service (a headless Service resolved by the app, or CNI socket load balancing rewrote the ClusterIP)',
+      );
+    }
+    return this.serviceTarget(owner.service, owner.servicePort);
+  }
+
+  private podOwnerFromWatches(ip: string, port: number): { service: V1Service; servicePort: V1ServicePort } | undefined {
+    for (const entry of this.services.values()) {
+      const servicePort = servicePortForPodAddress(entry.service, entry.watch.current.values(), ip, port);
+      if (servicePort) return { service: entry.service, servicePort };
+    }
+    return undefined;
+  }
+
+  /** One list of the EndpointSlices in each namespace being watched, at most once per interval. */
+  private async lookupPodOwner(ip: string, port: number): Promise<{ service: V1Service; servicePort: V1ServicePort } | undefined> {
+    const now = Date.now();
+    for (const ns of this.namespaces.values()) {
+      if (!ns.watch.isSynced || now - ns.lastPodLookupAt < this.podLookupIntervalMs) continue;
+      ns.lastPodLookupAt = now;
+      let slices: V1EndpointSlice[];
+      try {
+        slices = (await this.discovery.listNamespacedEndpointSlice({ namespace: ns.namespace, labelSelector: SERVICE_NAME_LABEL })).items;
+      } catch (err) {
+        this.log.warn({ err, namespace: ns.namespace }, 'Pod IP lookup failed');
+        continue;
+      }
+      const holding = slices.filter((s) => (s.endpoints ?? []).some((e) => (e.addresses ?? []).includes(ip)));
+      for (const slice of holding) {
+        const service = ns.watch.current.get(slice.metadata?.labels?.[SERVICE_NAME_LABEL] ?? '');
+        const servicePort = service && servicePortForPodAddress(service, [slice], ip, port);
+        if (service && servicePort) return { service, servicePort };
+      }
+    }
+    return undefined;
+  }
+
+  private async serviceTarget(service: V1Service, servicePort: V1ServicePort): Promise<Target | undefined> {
+    const entry = this.serviceEndpoints(service);
+    entry.lastUsedAt = Date.now();
+    let target = entry.targets.get(servicePort.port);
+    if (!target) {
+      target = new TargetState(`${entry.namespace}/${entry.name}:${servicePort.port}`);
+      entry.targets.set(servicePort.port, target);
+      if (entry.watch.isSynced) this.recompute(entry);
+    }
+    if (!(await entry.watch.whenSynced(this.remainingFirstSyncMs(entry.startedAt)))) return target.lastSyncedAt === undefined ? undefined : target;
+    return target;
+  }
+
+  /**
+   * A watch's first list is waited for at most firstSyncTimeoutMs after it started, in total: while the
+   * API stays unreachable, later requests pass through at once instead of each waiting again.
+   */
+  private remainingFirstSyncMs(startedAt: number): number {
+    return Math.max(0, this.firstSyncTimeoutMs - (Date.now() - startedAt));
+  }
+
+  private namespaceServices(namespace: string): NamespaceServices {
+    let ns = this.namespaces.get(namespace);
+    if (ns) {
+      ns.lastUsedAt = Date.now();
+      return ns;
+    }
+    const log = this.log.child({ namespace, resource: 'services' });
+    const watch = new ResourceWatch<V1Service>({
+      kc: this.kc,
+      resource: { group: '', plural: 'services', namespace, path: `/api/v1/namespaces/${namespace}/services` },
+      list: (options) => this.core.listNamespacedService({ namespace }, options),
+      onChange: (services) => this.onServicesChanged(namespace, services),
+      log,
+      ...(this.options.tuning ? { tuning: this.options.tuning } : {}),
+    });
+    ns = { namespace, watch, startedAt: Date.now(), lastUsedAt: Date.now(), lastPodLookupAt: 0 };
+    this.namespaces.set(namespace, ns);
+    log.debug('watching services');
+    watch.start();
+    return ns;
+  }
+
+  private serviceEndpoints(service: V1Service): ServiceEndpoints {
+    const namespace = service.metadata?.namespace ?? this.options.namespace;
+    const name = service.metadata?.name ?? '';
+    const key = `${namespace}/${name}`;
+    let entry = this.services.get(key);
+    if (entry) return entry;
+    const log = this.log.child({ service: key });
+    const labelSelector = `${SERVICE_NAME_LABEL}=${name}`;
+    const created: ServiceEndpoints = {
+      namespace,
+      name,
+      service,
+      startedAt: Date.now(),
+      lastUsedAt: Date.now(),
+      targets: new Map(),
+      log,
+      watch: new ResourceWatch<V1EndpointSlice>({
+        kc: this.kc,
+        resource: { group: 'discovery.k8s.io', plural: 'endpointslices', namespace, labelSelector, path: `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices` },
+        list: (options) => this.discovery.listNamespacedEndpointSlice({ namespace, labelSelector }, options),
+        onChange: () => this.recompute(created),
+        onHealth: (health) => {
+          if (health === 'stale') for (const target of created.targets.values()) target.markStale();
+          else if ([...created.targets.values()].some((t) => t.stale)) this.recompute(created);
+        },
+        log,
+        ...(this.options.tuning ? { tuning: this.options.tuning } : {}),
+      }),
+    };
+    entry = created;
+    this.services.set(key, entry);
+    log.info('watching endpoints');
+    entry.watch.start();
+    return entry;
+  }
+
+  private onServicesChanged(namespace: string, services: ReadonlyMap<string, V1Service>): void {
+    for (const entry of this.services.values()) {
+      if (entry.namespace !== namespace) continue;
+      const service = services.get(entry.name);
+      if (!service || service === entry.service) continue;
+      entry.service = service;
+      if (entry.watch.isSynced) this.recompute(entry);
+    }
+  }
+
+  /** Publishes each port target's set from the Service's current slices (confirms it when unchanged). */
+  private recompute(entry: ServiceEndpoints): void {
+    if (!entry.watch.isSynced) return;
+    const slices = [...entry.watch.current.values()];
+    const ports = entry.service.spec?.ports ?? [];
+    for (const [port, target] of entry.targets) {
+      const servicePort = ports.find((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP');
+      const isHeadlessWithoutPorts = ports.length === 0 && clusterIpsOf(entry.service).length === 0;
+      const next = servicePort || isHeadlessWithoutPorts ? endpointsFromSlices(slices, servicePort?.name ?? '', port) : EndpointSet.EMPTY;
+      const previous = target.endpoints;
+      target.update(next);
+      if (next === previous || next.equals(previous)) continue;
+      const diff = next.diff(previous);
+      entry.log.info(
+        { port, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, ready: next.ready.length, draining: next.size - next.ready.length },
+        'endpoints updated',
+      );
+    }
+  }
+
+  /** Stops watches nobody has used for the idle timeout; re-confirms healthy targets. */
+  private sweep(): void {
+    const now = Date.now();
+    const cutoff = now - this.idleTimeoutMs;
+    for (const [key, entry] of this.services) {
+      const isIdle = entry.lastUsedAt < cutoff && [...entry.targets.values()].every((t) => t.subscriberCount === 0 && (t.idleSince ?? now) < cutoff);
+      if (isIdle) {
+        entry.watch.stop();
+        this.services.delete(key);
+        entry.log.info('stopped watching endpoints (idle)');
+      } else if (!entry.watch.isStale) {
+        this.recompute(entry);
+      }
+    }
+    for (const [namespace, ns] of this.namespaces) {
+      const inUse = [...this.services.values()].some((e) => e.namespace === namespace);
+      if (!inUse && ns.lastUsedAt < cutoff) {
+        ns.watch.stop();
+        this.namespaces.delete(namespace);
+        this.log.debug({ namespace }, 'stopped watching services (idle)');
+      }
+    }
+  }
+}

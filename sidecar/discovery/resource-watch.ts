@@ -1,0 +1,340 @@
+import { Observable, Watch, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware } from '@kubernetes/client-node';
+import { Backoff } from '../../src/common/backoff.js';
+import type { Logger } from '../../src/common/logger.js';
+
+/** The objects we watch carry at least a name and a resourceVersion. */
+export interface KubeItem {
+  metadata?: { name?: string; resourceVersion?: string };
+}
+
+export interface ListResult<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string };
+}
+
+/** What is watched, in the words of an RBAC rule (named in the log line when access is refused). */
+export interface WatchedResource {
+  group: string;
+  plural: string;
+  namespace: string;
+  labelSelector?: string;
+  /** The API path of the collection, e.g. /apis/discovery.k8s.io/v1/namespaces/demo/endpointslices. */
+  path: string;
+}
+
+export interface WatchTuning {
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  /** Asked of the server; it ends the watch then and we resume from the last resourceVersion. */
+  watchTimeoutSeconds: number;
+  /** A list (or a watch's first byte) taking longer than this counts as a failure. */
+  requestTimeoutMs: number;
+  /** A watch silent for longer than this (no event, no bookmark) is presumed dead and restarted. */
+  stallTimeoutMs: number;
+}
+
+export const DEFAULT_WATCH_TUNING: WatchTuning = {
+  initialBackoffMs: 250,
+  maxBackoffMs: 10_000,
+  watchTimeoutSeconds: 300,
+  requestTimeoutMs: 10_000,
+  stallTimeoutMs: 330_000,
+};
+
+/** A watch that closes sooner than this without an event was not healthy: back off before the next. */
+const MIN_HEALTHY_WATCH_MS = 1000;
+
+export type WatchHealth = 'synced' | 'stale';
+
+export interface ResourceWatchOptions<T extends KubeItem> {
+  kc: KubeConfig;
+  resource: WatchedResource;
+  /** One typed list call through the generated API client; `options` carries the request timeout. */
+  list: (options: ConfigurationOptions) => Promise<ListResult<T>>;
+  /** The whole current collection, after the first list and after every change. */
+  onChange: (items: ReadonlyMap<string, T>) => void;
+  /** 'synced' after every successful (re)list or (re)connect; 'stale' when contact is lost. */
+  onHealth?: (health: WatchHealth) => void;
+  log: Logger;
+  tuning?: Partial<WatchTuning>;
+}
+
+type WatchOutcome = { kind: 'closed' | 'expired'; events: number; durationMs: number };
+
+class WatchStatusError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * List, then watch from the list's resourceVersion, forever: the informer loop of client-go, written
+ * out so every API reality is handled explicitly. A watch the server ends (its timeout) resumes from
+ * the last resourceVersion; `410 Gone` (as a status or an ERROR event) relists; any failure keeps the
+ * last good collection, reports 'stale', and retries with jittered backoff; a 403 is logged as an
+ * error naming the missing RBAC rule.
+ */
+export class ResourceWatch<T extends KubeItem> {
+  private readonly items = new Map<string, T>();
+  private readonly watcher: Watch;
+  private readonly tuning: WatchTuning;
+  private readonly backoff: Backoff;
+  private resourceVersion: string | undefined;
+  private needsList = true;
+  private stopped = false;
+  private failing = false;
+  private phase: 'list' | 'watch' = 'list';
+  private controller: AbortController | undefined;
+  private wake: (() => void) | undefined;
+  private synced = false;
+  private readonly firstSync: Promise<void>;
+  private resolveFirstSync!: () => void;
+  /** When the collection was last confirmed current (ms since epoch). */
+  lastSyncedAt: number | undefined;
+
+  constructor(private readonly options: ResourceWatchOptions<T>) {
+    this.watcher = new Watch(options.kc);
+    this.tuning = { ...DEFAULT_WATCH_TUNING, ...options.tuning };
+    this.backoff = new Backoff({ initialMs: this.tuning.initialBackoffMs, maxMs: this.tuning.maxBackoffMs });
+    this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
+  }
+
+  get isSynced(): boolean {
+    return this.synced;
+  }
+
+  /** True while the last list or watch attempt failed (the collection may be out of date). */
+  get isStale(): boolean {
+    return this.failing;
+  }
+
+  get current(): ReadonlyMap<string, T> {
+    return this.items;
+  }
+
+  start(): this {
+    void this.run().catch((err: unknown) => this.options.log.error({ err }, 'watch loop ended unexpectedly'));
+    return this;
+  }
+
+  /** Resolves true once the first list arrived, or false after `timeoutMs` without it. */
+  async whenSynced(timeoutMs: number): Promise<boolean> {
+    if (this.synced) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
+    });
+    const result = await Promise.race([this.firstSync.then(() => true as const), timedOut]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.controller?.abort();
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.needsList) await this.relist();
+        if (this.stopped) return;
+        const outcome = await this.watchOnce();
+        if (this.stopped) return;
+        if (outcome.kind === 'expired') {
+          this.options.log.info({ resourceVersion: this.resourceVersion }, 'resource version expired, relisting');
+          this.needsList = true;
+        } else if (outcome.events === 0 && outcome.durationMs < MIN_HEALTHY_WATCH_MS) {
+          await this.sleep(this.backoff.next());
+        } else {
+          this.backoff.reset();
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        this.reportFailure(err);
+        await this.sleep(this.backoff.next());
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    this.phase = 'list';
+    const list = await this.options.list(requestTimeout(this.tuning.requestTimeoutMs));
+    if (this.stopped) return;
+    this.items.clear();
+    for (const item of list.items) {
+      const name = item.metadata?.name;
+      if (name) this.items.set(name, item);
+    }
+    this.resourceVersion = list.metadata?.resourceVersion;
+    this.needsList = false;
+    this.markHealthy();
+    this.options.onChange(this.items);
+  }
+
+  private watchOnce(): Promise<WatchOutcome> {
+    this.phase = 'watch';
+    const { resource } = this.options;
+    const started = Date.now();
+    let events = 0;
+    let expired = false;
+    let statusError: WatchStatusError | undefined;
+    let finished = false;
+    let stallTimer: NodeJS.Timeout | undefined;
+    let connectTimer: NodeJS.Timeout | undefined;
+
+    return new Promise<WatchOutcome>((resolve, reject) => {
+      const finish = (err: unknown): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(stallTimer);
+        clearTimeout(connectTimer);
+        this.controller?.abort();
+        this.controller = undefined;
+        if (expired) resolve({ kind: 'expired', events, durationMs: Date.now() - started });
+        else if (statusError) reject(statusError);
+        else if (err && !this.stopped) reject(err);
+        else resolve({ kind: 'closed', events, durationMs: Date.now() - started });
+      };
+      const armStallTimer = (): void => {
+        clearTimeout(stallTimer);
+        stallTimer = setTimeout(() => finish(new Error(`watch silent for ${this.tuning.stallTimeoutMs} ms`)), this.tuning.stallTimeoutMs);
+        stallTimer.unref();
+      };
+      connectTimer = setTimeout(() => finish(new Error(`watch not answered within ${this.tuning.requestTimeoutMs} ms`)), this.tuning.requestTimeoutMs);
+      connectTimer.unref();
+      armStallTimer();
+
+      const query: Record<string, string | number | boolean> = {
+        allowWatchBookmarks: true,
+        timeoutSeconds: this.tuning.watchTimeoutSeconds,
+        ...(this.resourceVersion ? { resourceVersion: this.resourceVersion } : {}),
+        ...(resource.labelSelector ? { labelSelector: resource.labelSelector } : {}),
+      };
+      this.watcher
+        .watch(
+          resource.path,
+          query,
+          (type: string, object: unknown) => {
+            if (finished) return;
+            armStallTimer();
+            events++;
+            this.onEvent(type, object, (status) => {
+              if (status.code === 410) expired = true;
+              else statusError = new WatchStatusError(status.code ?? 500, status.message ?? 'watch error event');
+            });
+          },
+          (err: unknown) => finish(err),
+        )
+        .then(
+          (controller: AbortController) => {
+            clearTimeout(connectTimer);
+            if (finished || this.stopped) {
+              controller.abort();
+              finish(null);
+              return;
+            }
+            this.controller = controller;
+            this.markHealthy();
+          },
+          (err: unknown) => finish(err),
+        );
+    });
+  }
+
+  private onEvent(type: string, object: unknown, onStatus: (status: { code?: number; message?: string }) => void): void {
+    if (type === 'ERROR') {
+      onStatus(object as { code?: number; message?: string });
+      return;
+    }
+    const item = object as T;
+    const resourceVersion = item.metadata?.resourceVersion;
+    if (resourceVersion) this.resourceVersion = resourceVersion;
+    const name = item.metadata?.name;
+    if (type === 'BOOKMARK' || !name) {
+      this.markHealthy();
+      return;
+    }
+    if (type === 'DELETED') this.items.delete(name);
+    else this.items.set(name, item);
+    this.markHealthy();
+    this.options.onChange(this.items);
+  }
+
+  private markHealthy(): void {
+    this.lastSyncedAt = Date.now();
+    if (this.failing) this.options.log.info({ resource: this.options.resource.plural, namespace: this.options.resource.namespace }, 'API contact restored');
+    this.failing = false;
+    if (!this.synced) {
+      this.synced = true;
+      this.resolveFirstSync();
+    }
+    this.options.onHealth?.('synced');
+  }
+
+  private reportFailure(err: unknown): void {
+    const statusCode = statusCodeOf(err);
+    const wasFailing = this.failing;
+    this.failing = true;
+    this.options.onHealth?.('stale');
+    const { group, plural, namespace } = this.options.resource;
+    if (statusCode === 410) {
+      this.needsList = true;
+      this.options.log.info({ resource: plural, namespace }, 'resource version expired, relisting');
+      return;
+    }
+    if (wasFailing) {
+      this.options.log.debug({ err, statusCode, attempt: this.backoff.attempts }, 'API still unreachable');
+      return;
+    }
+    if (statusCode === 403) {
+      const verb = this.phase;
+      const rule = `${verb} ${group ? `${plural}.${group}` : plural} in namespace ${namespace}`;
+      this.options.log.error(
+        { verb, resource: plural, group, namespace, rule, statusCode },
+        `missing RBAC permission: allow ${rule} (a Role or ClusterRole with get, list, watch on ${plural} in API group "${group}", bound to this Pod's service account)`,
+      );
+    } else if (statusCode === 401) {
+      this.options.log.error({ resource: plural, namespace, statusCode }, 'API rejected our credentials; keeping last good set');
+    } else {
+      this.options.log.warn({ err, statusCode, resource: plural, namespace, phase: this.phase }, 'API unreachable, keeping last good set');
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
+
+function statusCodeOf(err: unknown): number | undefined {
+  if (err instanceof WatchStatusError) return err.statusCode;
+  const candidate = err as { statusCode?: unknown; code?: unknown };
+  if (typeof candidate?.statusCode === 'number') return candidate.statusCode;
+  if (typeof candidate?.code === 'number') return candidate.code;
+  return undefined;
+}
+
+/** Per-request options for the generated client: abort the request after `ms`. */
+function requestTimeout(ms: number): ConfigurationOptions {
+  const middleware: ObservableMiddleware = {
+    pre: (context) => {
+      context.setSignal(AbortSignal.timeout(ms));
+      return new Observable(Promise.resolve(context));
+    },
+    post: (context) => new Observable(Promise.resolve(context)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
