@@ -1,0 +1,143 @@
+import { InvalidAnnotationError } from '../common/errors.js';
+import { CIDR_LIST_ALLOWED, formatCidr, parseCidrList, parsePortList, PORT_LIST_ALLOWED } from '../common/values.js';
+import { parseQuantity, type Quantity } from './quantity.js';
+
+/** Every meshlet.dev/* key the injector reads or writes, declared only here. */
+export const NAMESPACE_INJECTION_LABEL = 'meshlet.dev/injection';
+export const ANNOTATION = {
+  inject: 'meshlet.dev/inject',
+  status: 'meshlet.dev/status',
+  version: 'meshlet.dev/version',
+  nativeSidecar: 'meshlet.dev/native-sidecar',
+  proxyImage: 'meshlet.dev/proxy-image',
+  proxyCpuRequest: 'meshlet.dev/proxy-cpu-request',
+  proxyCpuLimit: 'meshlet.dev/proxy-cpu-limit',
+  proxyMemoryRequest: 'meshlet.dev/proxy-memory-request',
+  proxyMemoryLimit: 'meshlet.dev/proxy-memory-limit',
+  proxyLogLevel: 'meshlet.dev/proxy-log-level',
+  lbPolicy: 'meshlet.dev/lb-policy',
+  skipOutboundPorts: 'meshlet.dev/skip-outbound-ports',
+  outboundPorts: 'meshlet.dev/outbound-ports',
+  skipOutboundCidrs: 'meshlet.dev/skip-outbound-cidrs',
+} as const;
+
+export const INJECT_ENABLED = 'enabled';
+export const INJECT_DISABLED = 'disabled';
+export const STATUS_INJECTED = 'injected';
+
+export const LB_POLICIES = ['round-robin', 'least-request', 'peak-ewma'] as const;
+export type LbPolicyName = (typeof LB_POLICIES)[number];
+export const DEFAULT_LB_POLICY: LbPolicyName = 'peak-ewma';
+
+export const PROXY_LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type ProxyLogLevel = (typeof PROXY_LOG_LEVELS)[number];
+
+export const IMAGE_ALLOWED = 'an image reference such as "registry.example/team/meshlet:0.1.0" or "name@sha256:<64 hex digits>"';
+
+const NAME_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const DOMAIN_LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const DOMAIN = `(?:${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]{1,5})?`;
+const IMAGE_PATTERN = new RegExp(
+  `^(?:${DOMAIN}/)?${NAME_COMPONENT}(?:/${NAME_COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`,
+);
+const MAX_IMAGE_LENGTH = 512;
+
+export type InjectRequest = 'enabled' | 'disabled' | 'absent';
+
+/** Reads meshlet.dev/inject; a value other than enabled/disabled is an error the Pod's owner must fix. */
+export function parseInjectAnnotation(annotations: Readonly<Record<string, string>> | undefined): InjectRequest | InvalidAnnotationError {
+  const value = annotations?.[ANNOTATION.inject];
+  if (value === undefined) return 'absent';
+  if (value === INJECT_ENABLED || value === INJECT_DISABLED) return value;
+  return new InvalidAnnotationError(ANNOTATION.inject, value, `"${INJECT_ENABLED}" or "${INJECT_DISABLED}"`);
+}
+
+/** Per-Pod overrides: only the annotations that were set. */
+export interface ProxyOverrides {
+  proxyImage?: string;
+  nativeSidecar?: boolean;
+  cpuRequest?: Quantity;
+  cpuLimit?: Quantity;
+  memoryRequest?: Quantity;
+  memoryLimit?: Quantity;
+  logLevel?: ProxyLogLevel;
+  lbPolicy?: LbPolicyName;
+  skipOutboundPorts?: number[];
+  outboundPorts?: number[];
+  skipOutboundCidrs?: string[];
+}
+
+export type OverridesResult = { ok: true; overrides: ProxyOverrides } | { ok: false; errors: InvalidAnnotationError[] };
+
+/** Parses every meshlet.dev/* override on a Pod and reports every bad one, not just the first. */
+export function parseOverrides(annotations: Readonly<Record<string, string>> | undefined): OverridesResult {
+  const source = annotations ?? {};
+  const overrides: ProxyOverrides = {};
+  const errors: InvalidAnnotationError[] = [];
+  const read = <T>(key: string, parse: (value: string) => { ok: true; value: T } | { ok: false; allowed: string }, assign: (value: T) => void) => {
+    const raw = source[key];
+    if (raw === undefined) return;
+    const parsed = parse(raw);
+    if (parsed.ok) assign(parsed.value);
+    else errors.push(new InvalidAnnotationError(key, raw, parsed.allowed));
+  };
+
+  read(ANNOTATION.proxyImage, parseImage, (v) => (overrides.proxyImage = v));
+  read(ANNOTATION.nativeSidecar, parseBooleanWord, (v) => (overrides.nativeSidecar = v));
+  read(ANNOTATION.proxyCpuRequest, parseQuantity, (v) => (overrides.cpuRequest = v));
+  read(ANNOTATION.proxyCpuLimit, parseQuantity, (v) => (overrides.cpuLimit = v));
+  read(ANNOTATION.proxyMemoryRequest, parseQuantity, (v) => (overrides.memoryRequest = v));
+  read(ANNOTATION.proxyMemoryLimit, parseQuantity, (v) => (overrides.memoryLimit = v));
+  read(ANNOTATION.proxyLogLevel, (v) => parseOneOf(v, PROXY_LOG_LEVELS), (v) => (overrides.logLevel = v));
+  read(ANNOTATION.lbPolicy, (v) => parseOneOf(v, LB_POLICIES), (v) => (overrides.lbPolicy = v));
+  read(ANNOTATION.skipOutboundPorts, parseNonEmptyPorts, (v) => (overrides.skipOutboundPorts = v));
+  read(ANNOTATION.outboundPorts, parseNonEmptyPorts, (v) => (overrides.outboundPorts = v));
+  read(ANNOTATION.skipOutboundCidrs, parseNonEmptyCidrs, (v) => (overrides.skipOutboundCidrs = v));
+
+  checkRequestWithinLimit(source, ANNOTATION.proxyCpuRequest, overrides.cpuRequest, overrides.cpuLimit, ANNOTATION.proxyCpuLimit, errors);
+  checkRequestWithinLimit(source, ANNOTATION.proxyMemoryRequest, overrides.memoryRequest, overrides.memoryLimit, ANNOTATION.proxyMemoryLimit, errors);
+  return errors.length === 0 ? { ok: true, overrides } : { ok: false, errors };
+}
+
+export function parseImage(text: string): { ok: true; value: string } | { ok: false; allowed: string } {
+  const trimmed = text.trim();
+  return trimmed.length <= MAX_IMAGE_LENGTH && IMAGE_PATTERN.test(trimmed) ? { ok: true, value: trimmed } : { ok: false, allowed: IMAGE_ALLOWED };
+}
+
+export function parseOneOf<T extends string>(text: string, allowed: readonly T[]): { ok: true; value: T } | { ok: false; allowed: string } {
+  const trimmed = text.trim();
+  return (allowed as readonly string[]).includes(trimmed) ? { ok: true, value: trimmed as T } : { ok: false, allowed: `one of ${allowed.join(', ')}` };
+}
+
+function parseBooleanWord(text: string): { ok: true; value: boolean } | { ok: false; allowed: string } {
+  const trimmed = text.trim();
+  if (trimmed === 'true') return { ok: true, value: true };
+  if (trimmed === 'false') return { ok: true, value: false };
+  return { ok: false, allowed: '"true" or "false"' };
+}
+
+function parseNonEmptyPorts(text: string): { ok: true; value: number[] } | { ok: false; allowed: string } {
+  const parsed = parsePortList(text);
+  if (parsed.ok && parsed.value.length === 0) return { ok: false, allowed: PORT_LIST_ALLOWED };
+  return parsed;
+}
+
+function parseNonEmptyCidrs(text: string): { ok: true; value: string[] } | { ok: false; allowed: string } {
+  const parsed = parseCidrList(text);
+  if (!parsed.ok) return parsed;
+  if (parsed.value.length === 0) return { ok: false, allowed: CIDR_LIST_ALLOWED };
+  return { ok: true, value: parsed.value.map(formatCidr) };
+}
+
+function checkRequestWithinLimit(
+  source: Readonly<Record<string, string>>,
+  requestKey: string,
+  request: Quantity | undefined,
+  limit: Quantity | undefined,
+  limitKey: string,
+  errors: InvalidAnnotationError[],
+): void {
+  if (request && limit && request.value > limit.value) {
+    errors.push(new InvalidAnnotationError(requestKey, source[requestKey]!, `a quantity no larger than ${limitKey} ("${limit.text}")`));
+  }
+}

@@ -1,0 +1,113 @@
+import t from 'tap';
+import { ANNOTATION, parseInjectAnnotation, parseOverrides } from '../../src/inject/annotations.js';
+import { parseQuantity } from '../../src/inject/quantity.js';
+
+t.test('Kubernetes quantities are accepted in every form the API server takes', async (t) => {
+  const good: Array<[string, number]> = [
+    ['100m', 0.1],
+    ['0.5', 0.5],
+    ['2', 2],
+    ['64Mi', 64 * 2 ** 20],
+    ['1Gi', 2 ** 30],
+    ['1e3', 1000],
+    ['1.5G', 1.5e9],
+    ['.5', 0.5],
+    ['128974848', 128974848],
+    ['129M', 129e6],
+    ['0', 0],
+  ];
+  for (const [text, value] of good) {
+    const parsed = parseQuantity(text);
+    t.ok(parsed.ok, `"${text}" is a quantity`);
+    if (parsed.ok) t.ok(Math.abs(parsed.value.value - value) < 1e-9 * Math.max(1, value), `"${text}" is ${value}`);
+  }
+});
+
+t.test('anything else is rejected with what a quantity looks like', async (t) => {
+  for (const bad of ['', 'lots', '-1', '1MB', '1 Gi', '1mi', '1e', '--1', 'Mi', '1.2.3', '0x10', '1Ki1']) {
+    const parsed = parseQuantity(bad);
+    t.equal(parsed.ok, false, `"${bad}" is rejected`);
+    if (!parsed.ok) t.match(parsed.allowed, /Kubernetes quantity/);
+  }
+});
+
+t.test('every override is parsed when valid', async (t) => {
+  const result = parseOverrides({
+    [ANNOTATION.proxyImage]: 'localhost:5000/meshlet:dev',
+    [ANNOTATION.nativeSidecar]: 'false',
+    [ANNOTATION.proxyCpuRequest]: '100m',
+    [ANNOTATION.proxyCpuLimit]: '1',
+    [ANNOTATION.proxyMemoryRequest]: '64Mi',
+    [ANNOTATION.proxyMemoryLimit]: '128Mi',
+    [ANNOTATION.proxyLogLevel]: 'trace',
+    [ANNOTATION.lbPolicy]: 'round-robin',
+    [ANNOTATION.skipOutboundPorts]: '5432,6379',
+    [ANNOTATION.outboundPorts]: '80',
+    [ANNOTATION.skipOutboundCidrs]: '198.18.0.0/15, fd00::/8',
+    'unrelated.example/key': 'anything',
+  });
+  t.ok(result.ok);
+  if (!result.ok) return;
+  t.match(result.overrides, {
+    proxyImage: 'localhost:5000/meshlet:dev',
+    nativeSidecar: false,
+    cpuRequest: { text: '100m' },
+    memoryLimit: { text: '128Mi' },
+    logLevel: 'trace',
+    lbPolicy: 'round-robin',
+    skipOutboundPorts: [5432, 6379],
+    outboundPorts: [80],
+    skipOutboundCidrs: ['198.18.0.0/15', 'fd00::/8'],
+  });
+});
+
+const badValues: Array<{ key: string; value: string; allowed: RegExp }> = [
+  { key: ANNOTATION.proxyImage, value: 'Not An Image!', allowed: /image reference/ },
+  { key: ANNOTATION.proxyImage, value: 'registry.example/meshlet:bad tag', allowed: /image reference/ },
+  { key: ANNOTATION.nativeSidecar, value: 'no', allowed: /"true" or "false"/ },
+  { key: ANNOTATION.proxyCpuRequest, value: 'fast', allowed: /Kubernetes quantity/ },
+  { key: ANNOTATION.proxyCpuLimit, value: '-1', allowed: /Kubernetes quantity/ },
+  { key: ANNOTATION.proxyMemoryRequest, value: '64MB', allowed: /Kubernetes quantity/ },
+  { key: ANNOTATION.proxyMemoryLimit, value: 'lots', allowed: /Kubernetes quantity/ },
+  { key: ANNOTATION.proxyLogLevel, value: 'verbose', allowed: /fatal, error, warn, info, debug, trace/ },
+  { key: ANNOTATION.lbPolicy, value: 'fastest', allowed: /round-robin, least-request, peak-ewma/ },
+  { key: ANNOTATION.skipOutboundPorts, value: '5432,99999', allowed: /1 to 65535/ },
+  { key: ANNOTATION.outboundPorts, value: '', allowed: /1 to 65535/ },
+  { key: ANNOTATION.outboundPorts, value: 'http', allowed: /1 to 65535/ },
+  { key: ANNOTATION.skipOutboundCidrs, value: '198.18.0.0/33', allowed: /CIDR/ },
+  { key: ANNOTATION.skipOutboundCidrs, value: 'example.com', allowed: /CIDR/ },
+];
+
+for (const { key, value, allowed } of badValues) {
+  t.test(`${key}: "${value}" is refused naming the annotation, the value and what is allowed`, async (t) => {
+    const result = parseOverrides({ [key]: value });
+    t.equal(result.ok, false);
+    if (result.ok) return;
+    t.equal(result.errors.length, 1);
+    const message = result.errors[0]!.message;
+    t.ok(message.startsWith(`${key}: "${value}" is not valid; allowed: `), message);
+    t.match(message, allowed);
+  });
+}
+
+t.test('every bad annotation is reported at once, not just the first', async (t) => {
+  const result = parseOverrides({ [ANNOTATION.lbPolicy]: 'fastest', [ANNOTATION.proxyMemoryLimit]: 'lots', [ANNOTATION.outboundPorts]: '0' });
+  t.equal(result.ok, false);
+  if (!result.ok) t.same(result.errors.map((e) => e.key).sort(), [ANNOTATION.lbPolicy, ANNOTATION.outboundPorts, ANNOTATION.proxyMemoryLimit].sort());
+});
+
+t.test('a request above its limit is refused', async (t) => {
+  const result = parseOverrides({ [ANNOTATION.proxyMemoryRequest]: '1Gi', [ANNOTATION.proxyMemoryLimit]: '512Mi' });
+  t.equal(result.ok, false);
+  if (!result.ok) t.match(result.errors[0]!.message, /meshlet.dev\/proxy-memory-request: "1Gi" is not valid; allowed: a quantity no larger than meshlet.dev\/proxy-memory-limit \("512Mi"\)/);
+});
+
+t.test('meshlet.dev/inject takes enabled or disabled and names both otherwise', async (t) => {
+  t.equal(parseInjectAnnotation({ [ANNOTATION.inject]: 'enabled' }), 'enabled');
+  t.equal(parseInjectAnnotation({ [ANNOTATION.inject]: 'disabled' }), 'disabled');
+  t.equal(parseInjectAnnotation({}), 'absent');
+  t.equal(parseInjectAnnotation(undefined), 'absent');
+  const bad = parseInjectAnnotation({ [ANNOTATION.inject]: 'true' });
+  t.type(bad, Error);
+  t.equal((bad as Error).message, 'meshlet.dev/inject: "true" is not valid; allowed: "enabled" or "disabled"');
+});
