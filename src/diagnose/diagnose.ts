@@ -1,0 +1,169 @@
+import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
+import { formatHostPort } from '../common/values.js';
+import type { ClusterReader } from './cluster.js';
+import { classifyPod, type PodMeshState } from './pods.js';
+import { parsePrometheusText } from './prometheus-text.js';
+import { analyseShares, type ShareAnalysis } from './shares.js';
+import { serviceTraffic, type ServiceEndpoint, type SidecarScrape } from './traffic.js';
+
+export interface DiagnoseOptions {
+  namespace: string;
+  service: string;
+  /** Namespaces whose Pods may call the Service; their meshed Pods' sidecars are scraped. */
+  clientNamespaces: string[];
+  /** Time between the two scrapes; 0 reads totals since each sidecar started. */
+  windowMs: number;
+  scrapeTimeoutMs: number;
+  /** Waits between the scrapes (tests pass their own). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface EndpointCounts {
+  ready: number;
+  notReady: number;
+  terminating: number;
+  slices: number;
+}
+
+export interface Diagnosis {
+  service: { namespace: string; name: string; type: string; clusterIP?: string; ports: string[]; hasSelector: boolean };
+  endpoints: EndpointCounts;
+  clients: {
+    namespaces: string[];
+    /** Meshed Pods found in the client namespaces. */
+    meshed: string[];
+    /** Meshed, running Pods whose metrics were read twice. */
+    scraped: string[];
+    /** Meshed Pods that sent requests to the Service in the window. */
+    callers: string[];
+    unreadable: { pod: string; error: string }[];
+    missingSidecar: { pod: string; namespace: string; fix: string }[];
+  };
+  windowSeconds: number;
+  analysis: ShareAnalysis;
+}
+
+const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function diagnoseService(reader: ClusterReader, options: DiagnoseOptions): Promise<Diagnosis> {
+  const { namespace, service: name } = options;
+  const service = await reader.service(namespace, name);
+  const slices = await reader.endpointSlices(namespace, name);
+  const clientNamespaces = [...new Set(options.clientNamespaces)];
+  const podsByNamespace = new Map<string, V1Pod[]>();
+  const namespaces = new Map<string, V1Namespace | undefined>();
+  for (const ns of new Set([namespace, ...clientNamespaces])) {
+    podsByNamespace.set(ns, await reader.pods(ns));
+    namespaces.set(ns, await reader.namespace(ns));
+  }
+  const endpoints = listEndpoints(slices, podsByNamespace.get(namespace) ?? []);
+  const states: PodMeshState[] = clientNamespaces.flatMap((ns) => (podsByNamespace.get(ns) ?? []).map((pod) => classifyPod(pod, namespaces.get(ns))));
+  const meshed = states.filter((s) => s.meshed);
+  const scrapable = meshed.filter((s) => s.running);
+  const unreadable = new Map<string, string>();
+  const scrape = async (): Promise<SidecarScrape[]> => {
+    const results = await Promise.all(
+      scrapable.map(async (s) => {
+        const id = podId(s, namespace);
+        try {
+          return { pod: id, samples: parsePrometheusText(await reader.sidecarMetrics(s.namespace, s.name, options.scrapeTimeoutMs)) };
+        } catch (err) {
+          unreadable.set(id, (err as Error).message);
+          return undefined;
+        }
+      }),
+    );
+    return results.filter((r): r is SidecarScrape => r !== undefined);
+  };
+  let before: SidecarScrape[] | undefined;
+  if (options.windowMs > 0 && scrapable.length > 0) {
+    before = await scrape();
+    await (options.sleep ?? sleepFor)(options.windowMs);
+  }
+  const after = scrapable.length > 0 ? await scrape() : [];
+  const scraped = after.filter((a) => before === undefined || before.some((b) => b.pod === a.pod)).map((a) => a.pod);
+  const { traffic, callers } = serviceTraffic(before?.filter((b) => scraped.includes(b.pod)), after.filter((a) => scraped.includes(a.pod)), { namespace, name }, endpoints);
+  return {
+    service: describeService(service, namespace, name),
+    endpoints: countEndpoints(slices),
+    clients: {
+      namespaces: clientNamespaces,
+      meshed: meshed.map((s) => podId(s, namespace)),
+      scraped,
+      callers,
+      unreadable: [...unreadable].map(([pod, error]) => ({ pod, error })),
+      missingSidecar: states.filter((s) => s.missingSidecar).map((s) => ({ pod: s.name, namespace: s.namespace, fix: s.fix! })),
+    },
+    windowSeconds: options.windowMs / 1000,
+    analysis: explainSilence(analyseShares(traffic), meshed.length, scraped.length, name),
+  };
+}
+
+/** With no requests seen, says why: nobody meshed, no sidecar readable, or no calls in the window. */
+function explainSilence(analysis: ShareAnalysis, meshed: number, scraped: number, service: string): ShareAnalysis {
+  if (analysis.verdict !== 'no-traffic') return analysis;
+  const why =
+    meshed === 0
+      ? 'no meshed client Pods found; only meshed callers report per-endpoint requests'
+      : scraped === 0
+        ? 'no meshed Pod is running with readable sidecar metrics'
+        : `the meshed clients sent no requests to ${service} in the window`;
+  return { ...analysis, summary: `cannot tell: ${why}` };
+}
+
+/** "web-0", or "other-ns/web-0" for a Pod outside the Service's namespace. */
+function podId(state: PodMeshState, serviceNamespace: string): string {
+  return state.namespace === serviceNamespace ? state.name : `${state.namespace}/${state.name}`;
+}
+
+function describeService(service: V1Service, namespace: string, name: string): Diagnosis['service'] {
+  const spec = service.spec ?? {};
+  return {
+    namespace,
+    name,
+    type: spec.type ?? 'ClusterIP',
+    ...(spec.clusterIP ? { clusterIP: spec.clusterIP } : {}),
+    ports: (spec.ports ?? []).map((p) => `${p.port}/${p.protocol ?? 'TCP'}${p.name ? ` (${p.name})` : ''}`),
+    hasSelector: Object.keys(spec.selector ?? {}).length > 0,
+  };
+}
+
+/** Kubernetes: an absent `ready` means ready; `terminating` endpoints are counted apart. */
+export function countEndpoints(slices: readonly V1EndpointSlice[]): EndpointCounts {
+  const counts = { ready: 0, notReady: 0, terminating: 0, slices: slices.length };
+  for (const slice of slices) {
+    for (const e of slice.endpoints ?? []) {
+      if (e.conditions?.terminating === true) counts.terminating++;
+      else if (e.conditions?.ready === false) counts.notReady++;
+      else counts.ready++;
+    }
+  }
+  return counts;
+}
+
+function listEndpoints(slices: readonly V1EndpointSlice[], pods: readonly V1Pod[]): ServiceEndpoint[] {
+  const created = new Map(pods.map((p) => [p.metadata?.name ?? '', p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).getTime() : undefined]));
+  const byKey = new Map<string, ServiceEndpoint>();
+  for (const slice of slices) {
+    for (const e of slice.endpoints ?? []) {
+      const pod = e.targetRef?.kind === 'Pod' ? e.targetRef.name : undefined;
+      const createdAt = pod ? created.get(pod) : undefined;
+      for (const address of e.addresses ?? []) {
+        for (const port of slice.ports ?? []) {
+          if (port.port === undefined) continue;
+          const key = formatHostPort(address, port.port);
+          const endpoint: ServiceEndpoint = {
+            key,
+            ready: e.conditions?.ready !== false,
+            terminating: e.conditions?.terminating === true,
+            ...(pod ? { pod } : {}),
+            ...(createdAt !== undefined && !Number.isNaN(createdAt) ? { createdAt } : {}),
+          };
+          const seen = byKey.get(key);
+          if (!seen || (!seen.ready && endpoint.ready)) byKey.set(key, endpoint);
+        }
+      }
+    }
+  }
+  return [...byKey.values()];
+}
