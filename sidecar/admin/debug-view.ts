@@ -1,0 +1,47 @@
+import type { TargetRegistry } from '../balancer/target-registry.js';
+
+/**
+ * The live endpoint table for /debug/endpoints: per target, per endpoint its state, in-flight,
+ * latency estimate, error score and ejection, plus the last picks with both candidates and why.
+ * Served on localhost only: it reveals internals.
+ */
+export function buildDebugView(registry: TargetRegistry): unknown {
+  const now = performance.now();
+  const targets = [];
+  for (const balancer of registry.all()) {
+    const endpoints = [];
+    for (const stats of balancer.endpoints()) {
+      const ejected = stats.isEjected(now);
+      endpoints.push({
+        endpoint: stats.key,
+        pod: stats.endpoint.pod,
+        state: stats.removed ? 'draining' : ejected ? 'ejected' : stats.state,
+        removedFromDiscovery: stats.removed,
+        inFlight: stats.inFlight,
+        openPipes: stats.activeConnections,
+        requests: stats.requests,
+        latencyEstimateMs: round(stats.latencyEstimate(now)),
+        errorScore: round(stats.errorScore),
+        consecutiveFailures: stats.consecutiveFailures,
+        ejected,
+        ejectedForMs: ejected ? Math.round(stats.ejectedUntil - now) : 0,
+        ejections: stats.ejections,
+        upstreamConnections: stats.upstream.connections,
+      });
+    }
+    targets.push({
+      target: balancer.id,
+      policy: balancer.policy.name,
+      passthrough: balancer.isPassthrough,
+      stale: balancer.stale,
+      lastSyncedAt: balancer.lastSyncedAt === undefined ? undefined : new Date(balancer.lastSyncedAt).toISOString(),
+      endpoints,
+      recentPicks: balancer.pickLog.recent().map((p) => ({ at: new Date(p.at).toISOString(), candidates: p.candidates, chosen: p.chosen, why: p.why })),
+    });
+  }
+  return { targets };
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}

@@ -1,0 +1,46 @@
+import type { EndpointStats } from './endpoint-stats.js';
+import type { PickLog } from './pick-log.js';
+
+/** What a pick yields: an endpoint, or why there is none (an expected outcome, not an exception). */
+export type PickResult = { kind: 'endpoint'; endpoint: EndpointStats } | { kind: 'unavailable'; reason: string };
+
+/**
+ * A load-balancing policy. `pick` is called once per request with the endpoints that may take it
+ * (ready and not ejected, never empty) and records the choice it made in `log` for the debug view.
+ */
+export interface Policy {
+  readonly name: string;
+  pick(candidates: readonly EndpointStats[], now: number, log: PickLog): EndpointStats;
+}
+
+export type PolicyFactory = () => Policy;
+
+const registry = new Map<string, PolicyFactory>();
+
+/** Makes a policy selectable by name (`--lb-policy`, `meshlet.dev/lb-policy`). */
+export function registerPolicy(name: string, factory: PolicyFactory): void {
+  registry.set(name, factory);
+}
+
+export function policyNames(): string[] {
+  return [...registry.keys()];
+}
+
+export function isPolicyName(name: string): boolean {
+  return registry.has(name);
+}
+
+/** A fresh policy instance (policies keep per-target state such as a round-robin cursor). */
+export function createPolicy(name: string): Policy {
+  const factory = registry.get(name);
+  if (!factory) throw new Error(`unknown load-balancing policy "${name}"; allowed: ${policyNames().join(', ')}`);
+  return factory();
+}
+
+/** Two distinct random indexes below n (n >= 2), for power-of-two-choices policies. */
+export function twoRandomIndexes(n: number, random: () => number = Math.random): [number, number] {
+  const a = Math.floor(random() * n);
+  let b = Math.floor(random() * (n - 1));
+  if (b >= a) b++;
+  return [a, b];
+}

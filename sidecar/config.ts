@@ -1,0 +1,175 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectProblems, type CommandSpec, type FlagValue } from '../src/common/config.js';
+import { ENV, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TOKEN_DIR } from '../src/common/constants.js';
+import { LOG_LEVELS } from '../src/common/logger.js';
+import type { LevelWithSilent } from 'pino';
+import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/values.js';
+import { isPolicyName, policyNames } from './balancer/policy.js';
+import { DEFAULT_POLICY, registerBuiltinPolicies } from './balancer/setup.js';
+import type { DiscoveryOptions } from './discovery/options.js';
+import { DETECT_TIMEOUT_MS } from './intercept/detect.js';
+import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
+
+/** Where the debug endpoint table listens unless told otherwise: loopback only, always. */
+export const DEFAULT_DEBUG_ADMIN = '127.0.0.1:15091';
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
+
+export const PROXY_COMMAND: CommandSpec = {
+  name: 'proxy',
+  summary: 'Run the sidecar proxy: balance every HTTP/2, gRPC and HTTP/1.1 request over the Pods of its target.',
+  flags: {
+    listen: { type: 'string', placeholder: 'HOST:PORT', env: ENV.listen, description: `Standalone mode: accept connections here (without it: in-Pod mode on 127.0.0.1:${PROXY_OUTBOUND_PORT})` },
+    upstream: { type: 'string', placeholder: 'FILE|LIST', env: 'MESHLET_UPSTREAM', description: 'Standalone endpoints: a watched JSON file of "host:port" strings, or an inline host:port,host:port list' },
+    'upstream-dns': { type: 'string', placeholder: 'NAME:PORT', env: 'MESHLET_UPSTREAM_DNS', description: "Standalone endpoints: a headless Service's DNS name, re-resolved" },
+    services: { type: 'string', placeholder: 'FILE', env: 'MESHLET_SERVICES', description: 'A watched JSON file mapping "name:port" or "vip:port" to endpoint lists' },
+    kubeconfig: { type: 'string', placeholder: 'FILE', env: ENV.kubeconfig, description: 'Discover endpoints from this cluster (outside a Pod)' },
+    'token-file': { type: 'string', placeholder: 'FILE', env: ENV.tokenFile, description: `The proxy's projected service-account token (in-cluster mode when it exists; default ${PROXY_TOKEN_DIR}/token)` },
+    namespace: { type: 'string', placeholder: 'NS', env: ENV.podNamespace, default: 'default', description: 'Namespace short Service names resolve in' },
+    'cluster-domain': { type: 'string', placeholder: 'DOMAIN', env: ENV.clusterDomain, default: 'cluster.local', description: 'The cluster DNS domain' },
+    'lb-policy': { type: 'string', placeholder: 'POLICY', env: ENV.lbPolicy, default: DEFAULT_POLICY, description: 'round-robin, least-request or peak-ewma' },
+    admin: { type: 'string', placeholder: 'HOST:PORT', env: ENV.admin, default: `0.0.0.0:${PROXY_ADMIN_PORT}`, description: '/ready, /live and /metrics' },
+    'debug-admin': { type: 'string', placeholder: 'HOST:PORT|off', env: 'MESHLET_DEBUG_ADMIN', default: DEFAULT_DEBUG_ADMIN, description: 'The debug endpoint table (/debug/endpoints); loopback addresses only' },
+    'opaque-to': { type: 'string', placeholder: 'HOST:PORT', env: 'MESHLET_OPAQUE_TO', description: 'Standalone mode: forward non-HTTP connections here (they have no original destination; without it they are closed)' },
+    'log-level': { type: 'string', placeholder: 'LEVEL', env: ENV.logLevel, default: 'info', description: LOG_LEVELS.join(', ') },
+    'detect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_DETECT_TIMEOUT_MS', default: String(DETECT_TIMEOUT_MS), description: 'A client silent this long is treated as opaque (server-speaks-first protocols)' },
+    'connect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_CONNECT_TIMEOUT_MS', default: String(DEFAULT_CONNECT_TIMEOUT_MS), description: 'Give up connecting to an endpoint after this long' },
+    'shutdown-grace-seconds': { type: 'string', placeholder: 'S', env: 'MESHLET_SHUTDOWN_GRACE_SECONDS', default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), description: "After SIGTERM, keep serving until the app's connections close or this long has passed" },
+    'max-endpoint-labels': { type: 'string', placeholder: 'N', env: 'MESHLET_MAX_ENDPOINT_LABELS', default: String(DEFAULT_ENDPOINT_LABEL_CAP), description: 'Distinct endpoint label values in metrics; later endpoints fold into "other"' },
+  },
+  details: `
+Standalone: meshlet proxy --listen 127.0.0.1:8080 --upstream endpoints.json
+  Every request on the listener is balanced over the endpoints; the file is watched.
+In a Pod (what the injector starts): no --listen; redirected connections arrive on 127.0.0.1:${PROXY_OUTBOUND_PORT},
+  the target comes from :authority/Host and the original destination, endpoints from the Kubernetes API.
+Non-HTTP traffic passes through to its original destination; in standalone mode it has none, so it goes
+  to --opaque-to, or the connection is closed.
+SIGTERM: the proxy keeps serving (new requests too) until the app's connections close or the grace period ends.`,
+};
+
+export interface ProxyConfig {
+  mode: 'standalone' | 'pod';
+  listen: HostPort;
+  admin: HostPort;
+  /** undefined: debug table disabled ("off"). */
+  debugAdmin: HostPort | undefined;
+  lbPolicy: string;
+  logLevel: LevelWithSilent;
+  opaqueTo: HostPort | undefined;
+  detectTimeoutMs: number;
+  connectTimeoutMs: number;
+  shutdownGraceMs: number;
+  maxEndpointLabels: number;
+  discovery: DiscoveryOptions;
+}
+
+/** HOST:PORT where port 0 is allowed too (the kernel picks one; tests read it from the `listening` log line). */
+function parseListenAddress(raw: string): ReturnType<typeof parseHostPort> {
+  if (!/:0$/.test(raw)) return parseHostPort(raw);
+  const parsed = parseHostPort(raw.replace(/:0$/, ':1'));
+  return parsed.ok ? { ok: true, value: { ...parsed.value, port: 0 } } : parsed;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+const HOST_PORT_ITEM = /^(?:\[[^\]]+\]|[^:[\],\s]+):\d{1,5}$/;
+
+/**
+ * Flags and MESHLET_* variables (already merged by parseCommand) → ProxyConfig. Every bad value is
+ * reported, once, in one InvalidConfigError.
+ */
+export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: (path: string) => boolean = existsSync): ProxyConfig {
+  registerBuiltinPolicies();
+  const text = (name: string): string | undefined => {
+    const v = values[name];
+    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+  };
+  const problems: Array<() => string | undefined> = [];
+  const hostPort = (name: string, fallback?: string): HostPort | undefined => {
+    const raw = text(name) ?? fallback;
+    if (raw === undefined) return undefined;
+    const parsed = parseListenAddress(raw);
+    if (parsed.ok) return parsed.value;
+    problems.push(() => `--${name}: "${raw}" is not valid; allowed: ${HOST_PORT_ALLOWED}`);
+    return undefined;
+  };
+  const integer = (name: string, min: number, max: number): number => {
+    const fallback = PROXY_COMMAND.flags[name]?.default;
+    const raw = text(name) ?? (typeof fallback === 'string' ? fallback : '');
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (Number.isInteger(n) && n >= min && n <= max) return n;
+    problems.push(() => `--${name}: "${raw}" is not valid; allowed: a whole number from ${min} to ${max}`);
+    return min;
+  };
+
+  const listen = hostPort('listen');
+  const mode: ProxyConfig['mode'] = text('listen') !== undefined ? 'standalone' : 'pod';
+  const admin = hostPort('admin', `0.0.0.0:${PROXY_ADMIN_PORT}`);
+  let debugAdmin: HostPort | undefined;
+  const debugRaw = text('debug-admin') ?? DEFAULT_DEBUG_ADMIN;
+  if (debugRaw !== 'off') {
+    debugAdmin = hostPort('debug-admin', DEFAULT_DEBUG_ADMIN);
+    if (debugAdmin && !LOOPBACK_HOSTS.has(debugAdmin.host)) {
+      problems.push(() => `--debug-admin: "${debugRaw}" is not valid; allowed: a loopback address (127.0.0.1, ::1 or localhost) with a port, or "off" — the endpoint table reveals internals`);
+    }
+  }
+  const lbPolicy = text('lb-policy') ?? DEFAULT_POLICY;
+  if (!isPolicyName(lbPolicy)) problems.push(() => `--lb-policy: "${lbPolicy}" is not valid; allowed: ${policyNames().join(', ')}`);
+  const logLevel = (text('log-level') ?? 'info') as LevelWithSilent;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(() => `--log-level: "${logLevel}" is not valid; allowed: ${LOG_LEVELS.join(', ')}`);
+  const opaqueTo = hostPort('opaque-to');
+  const detectTimeoutMs = integer('detect-timeout-ms', 1, 60_000);
+  const connectTimeoutMs = integer('connect-timeout-ms', 1, 120_000);
+  const shutdownGraceMs = integer('shutdown-grace-seconds', 0, 86_400) * 1000;
+  const maxEndpointLabels = integer('max-endpoint-labels', 1, 100_000);
+
+  const discovery: DiscoveryOptions = {
+    namespace: text('namespace') ?? 'default',
+    clusterDomain: text('cluster-domain') ?? 'cluster.local',
+    inCluster: false,
+  };
+  const upstream = text('upstream');
+  if (upstream !== undefined) {
+    const items = upstream.split(',').map((s) => s.trim());
+    if (!fileExists(upstream) && items.every((item) => HOST_PORT_ITEM.test(item) && parseHostPort(item).ok)) discovery.upstreamList = items;
+    else if (fileExists(upstream)) discovery.upstreamFile = upstream;
+    else problems.push(() => `--upstream: "${upstream}" is not valid; allowed: an existing JSON file of "host:port" strings, or a comma-separated host:port list (${HOST_PORT_ALLOWED})`);
+  }
+  const upstreamDns = text('upstream-dns');
+  if (upstreamDns !== undefined) {
+    if (parseHostPort(upstreamDns).ok) discovery.upstreamDns = upstreamDns;
+    else problems.push(() => `--upstream-dns: "${upstreamDns}" is not valid; allowed: NAME:PORT, e.g. web-headless.demo.svc.cluster.local:8080`);
+  }
+  const fileFlag = (name: string): string | undefined => {
+    const path = text(name);
+    if (path !== undefined && !fileExists(path)) problems.push(() => `--${name}: "${path}" does not exist; allowed: a path to an existing file`);
+    return path;
+  };
+  const services = fileFlag('services');
+  if (services !== undefined) discovery.servicesFile = services;
+  const kubeconfig = fileFlag('kubeconfig');
+  if (kubeconfig !== undefined) discovery.kubeconfig = kubeconfig;
+  const tokenFile = text('token-file') ?? join(PROXY_TOKEN_DIR, 'token');
+  if (text('token-file') !== undefined) discovery.tokenFile = tokenFile;
+  discovery.inCluster = mode === 'pod' && kubeconfig === undefined && fileExists(tokenFile);
+
+  const hasSource = discovery.upstreamList || discovery.upstreamFile || discovery.upstreamDns || discovery.servicesFile || discovery.kubeconfig || discovery.inCluster;
+  if (mode === 'standalone' && !hasSource) {
+    problems.push(() => '--listen given without endpoints; allowed: add --upstream FILE|host:port,..., --upstream-dns NAME:PORT, --services FILE or --kubeconfig FILE');
+  }
+  collectProblems(problems);
+  return {
+    mode,
+    listen: listen ?? { host: '127.0.0.1', port: PROXY_OUTBOUND_PORT },
+    admin: admin!,
+    debugAdmin,
+    lbPolicy,
+    logLevel,
+    opaqueTo,
+    detectTimeoutMs,
+    connectTimeoutMs,
+    shutdownGraceMs,
+    maxEndpointLabels,
+    discovery,
+  };
+}

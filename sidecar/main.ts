@@ -1,0 +1,173 @@
+import type { AddressInfo, Socket } from 'node:net';
+import type { CommandSpec, ParsedCommand } from '../src/common/config.js';
+import { createLogger, type Logger } from '../src/common/logger.js';
+import type { HostPort } from '../src/common/values.js';
+import { AdminServer } from './admin/server.js';
+import { buildDebugView } from './admin/debug-view.js';
+import { ProxyMetrics } from './admin/metrics.js';
+import { DEFAULT_EJECTION } from './balancer/ejection.js';
+import { DEFAULT_RETRY_BUDGET } from './balancer/retry-budget.js';
+import { registerBuiltinPolicies } from './balancer/setup.js';
+import { TargetRegistry } from './balancer/target-registry.js';
+import { PROXY_COMMAND, parseProxyConfig, type ProxyConfig } from './config.js';
+import { createDiscovery } from './discovery/setup.js';
+import type { EndpointSource } from './discovery/source.js';
+import { ProxyListener } from './intercept/listener.js';
+import { originalDstSupport, readOriginalDst } from './intercept/original-dst.js';
+import { Http1Relay } from './protocols/http1.js';
+import { Http2Relay } from './protocols/http2.js';
+import { OpaqueRelay } from './protocols/opaque.js';
+import { DEFAULT_UPSTREAM } from './upstream/endpoint-upstream.js';
+
+export const command: CommandSpec = PROXY_COMMAND;
+
+export interface ProxyDeps {
+  source: EndpointSource;
+  log: Logger;
+  /** In-Pod mode: how to learn a connection's original destination (the SO_ORIGINAL_DST addon by default). */
+  readOriginalDst?: (socket: Socket) => HostPort | undefined;
+}
+
+export interface RunningProxy {
+  address: AddressInfo;
+  admin: AddressInfo;
+  debugAdmin: AddressInfo | undefined;
+  registry: TargetRegistry;
+  metrics: ProxyMetrics;
+  listener: ProxyListener;
+  /**
+   * SIGTERM behaviour: keep serving (new connections and requests too) until the app's connections
+   * have all closed or `graceMs` has passed, then close.
+   */
+  shutdown(graceMs: number): Promise<void>;
+  /** Closes everything now. */
+  close(): Promise<void>;
+}
+
+/** Sources → balancers → relays → listener → admin. Returns once everything listens. */
+export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<RunningProxy> {
+  registerBuiltinPolicies();
+  const log = deps.log.child({ component: 'proxy' });
+  const metrics = new ProxyMetrics(config.maxEndpointLabels);
+  const registry = new TargetRegistry(
+    deps.source,
+    config.lbPolicy,
+    { ejection: DEFAULT_EJECTION, retryBudget: DEFAULT_RETRY_BUDGET, upstream: { ...DEFAULT_UPSTREAM, connectTimeoutMs: config.connectTimeoutMs } },
+    metrics,
+    deps.log.child({ component: 'balancer' }),
+  );
+  const relayDeps = { registry, metrics, log: deps.log.child({ component: 'relay' }), opaqueTo: config.opaqueTo, connectTimeoutMs: config.connectTimeoutMs };
+  const relays = { http2: new Http2Relay(relayDeps), http1: new Http1Relay(relayDeps), opaque: new OpaqueRelay(relayDeps) };
+  let readDst = deps.readOriginalDst;
+  if (config.mode === 'pod' && readDst === undefined) {
+    const support = originalDstSupport();
+    if (!support.available) log.warn({ reason: support.reason }, 'original destinations unavailable: unknown targets cannot pass through');
+    readDst = readOriginalDst;
+  }
+  const listener = new ProxyListener({ listen: config.listen, detectTimeoutMs: config.detectTimeoutMs, readOriginalDst: readDst }, relays, metrics, deps.log.child({ component: 'listener' }));
+  let shuttingDown = false;
+  const admin = new AdminServer(
+    config.admin,
+    {
+      '/live': () => ({ status: 200, contentType: 'text/plain', body: 'live\n' }),
+      '/ready': () => ({ status: 200, contentType: 'text/plain', body: shuttingDown ? 'ready (shutting down, still serving)\n' : 'ready\n' }),
+      '/metrics': () => ({
+        status: 200,
+        contentType: 'text/plain; version=0.0.4; charset=utf-8',
+        body: metrics.render({
+          *upstreamConnections() {
+            for (const b of registry.all()) for (const s of b.endpoints()) yield { target: b.id, endpoint: s.metrics.endpoint, value: s.upstream.connections };
+          },
+          *endpointCounts() {
+            for (const b of registry.all()) {
+              const synced = b.lastSyncedAt;
+              yield { target: b.id, ...b.counts(), stalenessSeconds: b.stale && synced !== undefined ? (Date.now() - synced) / 1000 : 0 };
+            }
+          },
+        }),
+      }),
+    },
+    log,
+  );
+  const debugAdmin = config.debugAdmin
+    ? new AdminServer(config.debugAdmin, { '/debug/endpoints': () => ({ status: 200, contentType: 'application/json', body: JSON.stringify(buildDebugView(registry), null, 2) }) }, log)
+    : undefined;
+
+  const address = await listener.listen();
+  const adminAddress = await admin.listen();
+  const debugAddress = await debugAdmin?.listen();
+  log.info(
+    {
+      mode: config.mode,
+      address: address.address,
+      port: address.port,
+      admin: { address: adminAddress.address, port: adminAddress.port },
+      debugAdmin: debugAddress ? { address: debugAddress.address, port: debugAddress.port } : undefined,
+      policy: config.lbPolicy,
+      source: deps.source.name,
+    },
+    'listening',
+  );
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      await listener.stopAccepting();
+      relays.http2.close();
+      relays.http1.close();
+      relays.opaque.close();
+      listener.destroyAll();
+      registry.close();
+      await admin.close();
+      await debugAdmin?.close();
+    })();
+    return closed;
+  };
+  const shutdown = async (graceMs: number): Promise<void> => {
+    shuttingDown = true;
+    const started = Date.now();
+    log.info({ openConnections: listener.openConnections, graceMs }, 'shutting down: serving until the app closes its connections');
+    if (listener.openConnections > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        timer.unref();
+        listener.once('idle', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    log.info({ openConnections: listener.openConnections, durationMs: Date.now() - started }, 'shutdown complete');
+    await close();
+  };
+  return { address, admin: adminAddress, debugAdmin: debugAddress, registry, metrics, listener, shutdown, close };
+}
+
+/** `meshlet proxy`: runs until SIGTERM/SIGINT, then shuts down gracefully (a second signal exits at once). */
+export async function run(parsed: ParsedCommand): Promise<number> {
+  const config = parseProxyConfig(parsed.values);
+  const root = createLogger({ level: config.logLevel });
+  process.on('uncaughtException', (err) => {
+    root.fatal({ err }, 'uncaught exception');
+    process.exit(70);
+  });
+  const source = await createDiscovery(config.discovery, root);
+  const proxy = await startProxy(config, { source, log: root });
+  await new Promise<void>((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        root.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      signalled = true;
+      root.info({ signal }, 'signal received');
+      void proxy.shutdown(config.shutdownGraceMs).then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await source.close();
+  root.flush();
+  return 0;
+}

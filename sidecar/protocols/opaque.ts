@@ -1,0 +1,53 @@
+import net, { type Socket } from 'node:net';
+import { formatHostPort, type HostPort } from '../../src/common/values.js';
+import type { ConnectionContext } from './connection-context.js';
+import type { ProtocolHandler, RelayDeps } from './handler.js';
+
+/**
+ * Anything that is not HTTP: a byte pipe to the original destination, unchanged. In standalone
+ * mode there is none, so opaque connections go to `--opaque-to` or are closed with one warning.
+ */
+export class OpaqueRelay implements ProtocolHandler {
+  private readonly open = new Set<Socket>();
+  private warnedNoDestination = false;
+
+  constructor(private readonly deps: RelayDeps) {}
+
+  handle(socket: Socket, ctx: ConnectionContext): void {
+    const destination: HostPort | undefined = ctx.originalDst ?? this.deps.opaqueTo;
+    if (destination === undefined) {
+      this.deps.metrics.passthrough('opaque', 'no-destination');
+      if (!this.warnedNoDestination) {
+        this.warnedNoDestination = true;
+        this.deps.log.warn({ connId: ctx.connId }, 'closing non-HTTP connections: standalone mode has no original destination; set --opaque-to HOST:PORT to forward them');
+      }
+      socket.destroy();
+      return;
+    }
+    this.deps.metrics.passthrough('opaque', ctx.originalDst ? 'opaque' : 'opaque-to');
+    const upstream = net.connect({ host: destination.host, port: destination.port, timeout: this.deps.connectTimeoutMs });
+    this.open.add(socket);
+    upstream.once('timeout', () => upstream.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`)));
+    upstream.once('connect', () => {
+      upstream.setTimeout(0);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.on('error', (err) => {
+      this.deps.log.debug({ connId: ctx.connId, destination: formatHostPort(destination.host, destination.port), err }, 'opaque upstream failed');
+      socket.destroy();
+    });
+    socket.on('error', () => upstream.destroy());
+    upstream.once('close', () => {
+      if (!socket.destroyed) socket.end();
+    });
+    socket.once('close', () => {
+      this.open.delete(socket);
+      upstream.destroy();
+    });
+  }
+
+  close(): void {
+    for (const socket of this.open) socket.end();
+  }
+}

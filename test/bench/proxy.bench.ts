@@ -1,0 +1,346 @@
+/**
+ * `npm run bench` (proxy part): direct to one backend vs through meshlet vs through HAProxy (when
+ * installed), on loopback, 4 backends, one client connection with 50 concurrent streams. Prints
+ * req/s, p50/p99 latency, the proxy's CPU µs per request (its own process CPU time), peak RSS,
+ * balance (coefficient of variation of per-endpoint counts), added median latency at a fixed
+ * 1,000 req/s, and the share a 20 ms slower endpoint gets with peak-ewma. Asserts nothing.
+ *
+ * Run alone: node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { createEchoClient, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
+import { MESHLET_NODE_ARGS, REPO_ROOT } from '../helpers/meshlet-process.js';
+
+const BACKENDS = 4;
+const STREAMS = 50;
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 30_000);
+const GRPC_CALLS = Math.round(REQUESTS / 6);
+const FIXED_RATE_RPS = 1000;
+const FIXED_RATE_SECONDS = 5;
+const SLOW_EXTRA_MS = 20;
+const CLK_TCK = 100;
+/** Node/V8 flags for the proxy process (BENCH_PROXY_NODE_ARGS="--cpu-prof ..." to profile or compare flags). */
+const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+// ---------------------------------------------------------------- backend child process
+/** gRPC-shaped HTTP/2 backends (reply + grpc-status trailer), cheap enough not to be the bottleneck. */
+async function runBackends(): Promise<void> {
+  const counts = new Array<number>(BACKENDS).fill(0);
+  const delays = new Array<number>(BACKENDS).fill(0);
+  const ports: number[] = [];
+  for (let i = 0; i < BACKENDS; i++) {
+    const body = Buffer.from(JSON.stringify({ backend: `b${i}` }));
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+    server.on('stream', (stream) => {
+      counts[i]!++;
+      stream.on('error', () => undefined);
+      stream.on('data', () => undefined);
+      stream.on('end', () => {
+        const reply = () => {
+          if (stream.destroyed) return;
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+          stream.end(frame);
+        };
+        if (delays[i]! > 0) setTimeout(reply, delays[i]);
+        else reply();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    ports.push((server.address() as AddressInfo).port);
+  }
+  process.on('message', (msg: { op: string; index?: number; delayMs?: number }) => {
+    if (msg.op === 'counts') process.send!({ op: 'counts', counts: [...counts] });
+    if (msg.op === 'reset') counts.fill(0);
+    if (msg.op === 'delay') delays[msg.index!] = msg.delayMs!;
+  });
+  process.send!({ op: 'ready', ports });
+}
+
+// ---------------------------------------------------------------- measurement helpers
+interface ProcessSample {
+  cpuMs: number;
+  peakRssMiB: number;
+}
+
+function sampleProcess(pid: number): ProcessSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+  return { cpuMs, peakRssMiB: hwm ? Number(hwm[1]) / 1024 : NaN };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function cv(counts: number[]): number {
+  const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
+  if (mean === 0) return NaN;
+  const variance = counts.reduce((a, b) => a + (b - mean) ** 2, 0) / counts.length;
+  return Math.sqrt(variance) / mean;
+}
+
+interface LoadResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  ok: number;
+  failed: number;
+}
+
+/** h2load, one connection, gRPC unary POSTs; latencies from its per-request log. */
+function h2load(url: string, dataFile: string, requests: number, options: { streams?: number; rps?: number } = {}): LoadResult {
+  const log = join(workDir, `h2load-${Date.now()}.log`);
+  const args = ['-c', '1', '-n', String(requests), '-m', String(options.streams ?? STREAMS), '-d', dataFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `--log-file=${log}`];
+  if (options.rps) args.push(`--rps=${options.rps}`);
+  const out = execFileSync('h2load', [...args, url], { encoding: 'utf8', maxBuffer: 16 << 20 });
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
+  const okMatch = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(out);
+  const latencies = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => Number(line.split('\t')[2]) / 1000)
+    .sort((a, b) => a - b);
+  rmSync(log, { force: true });
+  return { rps, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), ok: Number(okMatch?.[1] ?? 0), failed: Number(okMatch?.[2] ?? 0) };
+}
+
+/** An unmodified @grpc/grpc-js client: one channel, 50 calls in flight. */
+async function grpcLoad(target: string, calls: number): Promise<LoadResult> {
+  const client = createEchoClient(target);
+  await waitForReady(client, 10_000);
+  const latencies: number[] = [];
+  let failed = 0;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: STREAMS }, async () => {
+      while (next < calls) {
+        next++;
+        const t0 = performance.now();
+        try {
+          await unaryCall(client, {});
+          latencies.push(performance.now() - t0);
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  client.close();
+  latencies.sort((a, b) => a - b);
+  return { rps: latencies.length / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), ok: latencies.length, failed };
+}
+
+// ---------------------------------------------------------------- the contenders
+interface Contender {
+  name: string;
+  url: string;
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+async function startMeshlet(ports: number[], policy: string): Promise<Contender> {
+  const args = ['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--lb-policy', policy, '--upstream', ports.map((p) => `127.0.0.1:${p}`).join(',')];
+  const child = spawn(process.execPath, [...PROXY_NODE_ARGS, ...MESHLET_NODE_ARGS, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = await listeningPort(child);
+  return { name: `meshlet (${policy})`, url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
+}
+
+/** The proxy's port, from its `listening` log line. */
+async function listeningPort(child: ChildProcess): Promise<number> {
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const lines = createInterface({ input: child.stdout! });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`meshlet did not start: ${stderr}`)), 30_000);
+    lines.on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line);
+        if (parsed.msg === 'listening') {
+          clearTimeout(timer);
+          resolve(parsed.port);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`meshlet exited ${code}: ${stderr}`)));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function startHaproxy(ports: number[]): Promise<Contender | undefined> {
+  try {
+    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  const port = await freePort();
+  const config = join(workDir, 'haproxy.cfg');
+  writeFileSync(
+    config,
+    [
+      'global',
+      '  nbthread 1',
+      'defaults',
+      '  mode http',
+      '  timeout connect 5s',
+      '  timeout client 60s',
+      '  timeout server 60s',
+      'frontend fe',
+      `  bind 127.0.0.1:${port} proto h2`,
+      '  default_backend be',
+      'backend be',
+      '  balance roundrobin',
+      ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p} proto h2`),
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('haproxy', ['-db', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { name: 'haproxy 1 thread', url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
+}
+
+/** SIGTERM (meshlet exits once its clients are gone), SIGKILL after 5 s. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------- main
+const workDir = mkdtempSync(join(tmpdir(), 'meshlet-bench-'));
+
+async function main(): Promise<void> {
+  try {
+    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
+  } catch {
+    console.log('proxy bench: h2load not found. Install it with: sudo apt-get install -y nghttp2-client   (HAProxy for comparison: sudo apt-get install -y haproxy)');
+    return;
+  }
+  const backends = fork(fileURLToPath(import.meta.url), ['--backends'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [ready] = (await once(backends, 'message')) as [{ ports: number[] }];
+  const ports = ready.ports;
+  const ask = async (op: string, extra: object = {}): Promise<number[]> => {
+    backends.send({ op, ...extra });
+    if (op !== 'counts') return [];
+    const [msg] = (await once(backends, 'message')) as [{ counts: number[] }];
+    return msg.counts;
+  };
+  const dataFile = join(workDir, 'request.bin');
+  const body = Buffer.from('{}');
+  const frame = Buffer.alloc(5 + body.length);
+  frame.writeUInt32BE(body.length, 1);
+  body.copy(frame, 5);
+  writeFileSync(dataFile, frame);
+
+  console.log(`proxy bench: ${BACKENDS} loopback backends, 1 client connection x ${STREAMS} streams, ${REQUESTS} h2load gRPC requests per run; ${GRPC_CALLS} @grpc/grpc-js calls`);
+  const rows: string[][] = [['', 'h2load req/s', 'p50 ms', 'p99 ms', 'grpc-js req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS idle MiB', 'peak RSS MiB', 'CV', `+p50 @${FIXED_RATE_RPS}/s ms`, 'failed']];
+
+  const direct: Contender = { name: 'direct (1 backend)', url: `http://127.0.0.1:${ports[0]}`, stop: async () => undefined };
+  const contenders: Array<() => Promise<Contender | undefined>> = [async () => direct, () => startMeshlet(ports, 'round-robin'), () => startHaproxy(ports)];
+  let directFixedP50 = NaN;
+  for (const start of contenders) {
+    const c = await start();
+    if (!c) {
+      rows.push(['haproxy', 'not installed (apt-get install -y haproxy)']);
+      continue;
+    }
+    try {
+      const idleRss = c.pid ? sampleProcess(c.pid).peakRssMiB : NaN;
+      h2load(c.url, dataFile, 2000); // warm-up (JIT, pools)
+      await ask('reset');
+      const before = c.pid ? sampleProcess(c.pid) : undefined;
+      const h = h2load(c.url, dataFile, REQUESTS);
+      const after = c.pid ? sampleProcess(c.pid) : undefined;
+      const counts = await ask('counts');
+      const g = await grpcLoad(c.url.replace('http://', ''), GRPC_CALLS);
+      const fixed = h2load(c.url, dataFile, FIXED_RATE_RPS * FIXED_RATE_SECONDS, { streams: 1, rps: FIXED_RATE_RPS });
+      const peak = c.pid ? sampleProcess(c.pid).peakRssMiB : NaN;
+      if (c === direct) directFixedP50 = fixed.p50Ms;
+      const cpuUs = before && after ? ((after.cpuMs - before.cpuMs) * 1000) / h.ok : NaN;
+      const spread = c === direct ? NaN : cv(counts);
+      rows.push([c.name, h.rps.toFixed(0), h.p50Ms.toFixed(2), h.p99Ms.toFixed(2), g.rps.toFixed(0), g.p50Ms.toFixed(2), g.p99Ms.toFixed(2), fmt(cpuUs, 1), fmt(idleRss, 1), fmt(peak, 1), fmt(spread, 4), c === direct ? `(${fixed.p50Ms.toFixed(3)})` : (fixed.p50Ms - directFixedP50).toFixed(3), String(h.failed + g.failed + fixed.failed)]);
+    } finally {
+      await c.stop();
+    }
+  }
+  printTable(rows);
+  console.log('CPU µs/req: proxy process user+sys CPU over the h2load run / requests. RSS: VmHWM; meshlet runs from source through tsx, so its idle RSS includes the TypeScript loader and every module discovery imports.');
+  console.log(`+p50 @${FIXED_RATE_RPS}/s: median latency added over direct, one stream at a fixed ${FIXED_RATE_RPS} req/s for ${FIXED_RATE_SECONDS} s.`);
+
+  // The slow endpoint: one of four answers 20 ms later; peak-ewma should send it little.
+  await ask('delay', { index: BACKENDS - 1, delayMs: SLOW_EXTRA_MS });
+  for (const policy of ['peak-ewma', 'least-request', 'round-robin']) {
+    const c = await startMeshlet(ports, policy);
+    try {
+      h2load(c.url, dataFile, 1000);
+      await ask('reset');
+      const h = h2load(c.url, dataFile, Math.round(REQUESTS / 3));
+      const counts = await ask('counts');
+      const total = counts.reduce((a, b) => a + b, 0);
+      console.log(`slow endpoint (+${SLOW_EXTRA_MS} ms, 1 of ${BACKENDS}) with ${policy.padEnd(13)}: ${((counts[BACKENDS - 1]! / total) * 100).toFixed(2)}% of ${total} requests (fair share 25%); ${h.rps.toFixed(0)} req/s, p99 ${h.p99Ms.toFixed(1)} ms`);
+    } finally {
+      await c.stop();
+    }
+  }
+  backends.kill('SIGKILL');
+}
+
+function fmt(n: number, digits: number): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+}
+
+if (process.argv.includes('--backends')) {
+  await runBackends();
+} else {
+  try {
+    await main();
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
