@@ -4,8 +4,15 @@ import type { EndpointMetrics } from '../admin/metrics.js';
 import type { EndpointUpstream } from '../upstream/endpoint-upstream.js';
 import type { PickResult } from './policy.js';
 
-/** How fast an old latency observation fades (Linkerd's default decay). */
-export const LATENCY_DECAY_MS = 10_000;
+/**
+ * How fast an old latency observation fades, also while an endpoint gets no traffic. Linkerd uses
+ * 10 s; with power of two choices the costliest endpoint is almost never picked, so one latency
+ * spike (a GC pause, a noisy neighbour) would starve a healthy endpoint until its estimate decays
+ * below the others': about 40 s for a 50 ms spike over 1 ms peers at 10 s, 4 s at 1 s. A truly
+ * slow endpoint is re-probed that rarely too, and each probe restores its high estimate at once.
+ * Under load the blend per observation is bounded by a minimum step instead (see observe()).
+ */
+export const LATENCY_DECAY_MS = 1_000;
 /** A failure counts as at least this slow, so an endpoint that fails fast never looks fast. */
 export const FAILURE_PENALTY_MS = 250;
 /** Weight of the newest outcome in the error score (an EWMA of the failure rate, 0..1). */

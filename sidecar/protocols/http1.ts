@@ -25,6 +25,8 @@ class H1Forward {
   stats: EndpointStats | undefined = undefined;
   upReq: Tagged<http.ClientRequest> | undefined = undefined;
   startedAt = 0;
+  /** When this attempt's upstream socket was connected: the balancer's latency sample starts here. */
+  sentAt = 0;
   respondedAt = 0;
   status = 0;
   replay: Buffer[] | null = [];
@@ -120,7 +122,9 @@ export class Http1Relay implements ProtocolHandler {
       setHost: false,
     });
     fwd.upReq = upReq;
+    fwd.sentAt = performance.now();
     upReq[FORWARD] = fwd;
+    upReq.on('socket', onUpSocket);
     upReq.on('response', onUpResponse);
     upReq.on('error', onUpError);
     const replay = fwd.replay;
@@ -142,7 +146,7 @@ export class Http1Relay implements ProtocolHandler {
     fwd.stats = undefined;
     const now = performance.now();
     if (fwd.respondedAt > 0) stats.metrics.response(fwd.status, '', (now - fwd.startedAt) / 1000);
-    fwd.balancer.finish(stats, (fwd.respondedAt > 0 ? fwd.respondedAt : now) - fwd.startedAt, outcome, now);
+    fwd.balancer.finish(stats, (fwd.respondedAt > 0 ? fwd.respondedAt : now) - fwd.sentAt, outcome, now);
   }
 
   retry(fwd: H1Forward, failed: EndpointStats, reason: string): boolean {
@@ -294,6 +298,16 @@ function onResClose(this: Tagged<ServerResponse>): void {
   fwd.done = true;
   fwd.upReq?.destroy();
   fwd.relay.settle(fwd, OUTCOME.cancelled);
+}
+
+/** A request that had to open a new keep-alive socket: its latency sample starts once connected. */
+function onUpSocket(this: Tagged<http.ClientRequest>, socket: Socket): void {
+  if (socket.connecting) socket.once('connect', onUpSocketConnect.bind(this));
+}
+
+function onUpSocketConnect(this: Tagged<http.ClientRequest>): void {
+  const fwd = this[FORWARD];
+  if (fwd !== undefined && fwd.upReq === this) fwd.sentAt = performance.now();
 }
 
 function onUpResponse(this: Tagged<http.ClientRequest>, upRes: Tagged<IncomingMessage>): void {

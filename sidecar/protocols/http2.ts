@@ -39,6 +39,8 @@ class Forward {
   up: UpStream | undefined = undefined;
   stats: EndpointStats | undefined = undefined;
   startedAt = 0;
+  /** When this attempt went out on an established upstream session: the balancer's latency sample starts here. */
+  sentAt = 0;
   respondedAt = 0;
   status = 0;
   grpcStatus = '';
@@ -179,6 +181,7 @@ export class Http2Relay implements ProtocolHandler {
       return;
     }
     fwd.up = up;
+    fwd.sentAt = performance.now();
     fwd.upEnded = false;
     fwd.upError = undefined;
     up[FORWARD] = fwd;
@@ -228,7 +231,8 @@ export class Http2Relay implements ProtocolHandler {
     if (stats === undefined) return;
     fwd.stats = undefined;
     const now = performance.now();
-    const latency = (fwd.respondedAt > 0 ? fwd.respondedAt : now) - fwd.startedAt;
+    const latency = (fwd.respondedAt > 0 ? fwd.respondedAt : now) - (fwd.sentAt > 0 ? fwd.sentAt : fwd.startedAt);
+    fwd.sentAt = 0;
     if (fwd.respondedAt > 0) stats.metrics.response(fwd.status, fwd.grpcStatus, (now - fwd.startedAt) / 1000);
     fwd.balancer!.finish(stats, latency, outcome, now);
   }
