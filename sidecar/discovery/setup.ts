@@ -3,8 +3,6 @@ import { parseHostPort, HOST_PORT_ALLOWED } from '../../src/common/values.js';
 import { CompositeSource } from './composite.js';
 import { DnsSource, type DnsSourceOptions } from './dns.js';
 import { InvalidDiscoveryInputError } from './errors.js';
-import { loadKubeConfig } from './kube-config.js';
-import { KubernetesSource } from './kubernetes.js';
 import type { DiscoveryOptions } from './options.js';
 import { ServicesFileSource } from './services-file.js';
 import type { EndpointSource } from './source.js';
@@ -30,6 +28,8 @@ export async function createDiscovery(options: DiscoveryOptions, log: Logger): P
       ...(options.dnsIntervalMs ? { intervalMs: options.dnsIntervalMs } : {}),
     };
     if (options.kubeconfig || options.inCluster) {
+      // Loaded only here: @kubernetes/client-node costs a standalone proxy about 130 MiB of RSS.
+      const [{ loadKubeConfig }, { KubernetesSource }] = await Promise.all([import('./kube-config.js'), import('./kubernetes.js')]);
       const kube = new KubernetesSource(loadKubeConfig(options), { namespace: options.namespace, clusterDomain: options.clusterDomain }, dlog.child({ source: 'kubernetes' }));
       sources.push(kube);
       if (!options.upstreamDns) sources.push(new DnsSource({ ...dnsOptions, isActive: () => !kube.isApiReachable }, dlog.child({ source: 'dns-fallback' })));
