@@ -62,8 +62,21 @@ export class TargetBalancer {
     this.unsubscribe = target.subscribe((next) => this.apply(next));
   }
 
+  /** performance.now() of the last pick: the registry lets go of targets unused for a while. */
+  lastPickAt = performance.now();
+
   get stale(): boolean {
     return this.target.stale;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Nothing in flight and no pipe open through any endpoint. */
+  isIdle(): boolean {
+    for (const stats of this.byKey.values()) if (stats.inFlight > 0 || stats.activeConnections > 0) return false;
+    return true;
   }
 
   get lastSyncedAt(): number | undefined {
@@ -76,6 +89,7 @@ export class TargetBalancer {
 
   /** Picks the endpoint for one request and counts it in flight. */
   pick(now: number): PickResult {
+    this.lastPickAt = now;
     if (now >= this.nextEjectionExpiry) this.rebuild(now);
     if (this.fresh.length > 0) {
       const fresh = this.takeFresh();
@@ -116,6 +130,7 @@ export class TargetBalancer {
 
   /** For long-lived pipes (WebSocket): the candidate with the fewest open pipes. */
   pickFewestConnections(now: number): PickResult {
+    this.lastPickAt = now;
     if (now >= this.nextEjectionExpiry) this.rebuild(now);
     const pool = this.candidates.length > 0 ? this.candidates : this.ejectedReady;
     if (pool.length === 0) return NO_ENDPOINTS;

@@ -10,6 +10,13 @@ import { TargetBalancer, type BalancerOptions } from './target-balancer.js';
 export const NEGATIVE_ROUTE_TTL_MS = 5_000;
 /** Route cache entries kept at most; the cache starts over past this (bounded memory). */
 const MAX_CACHED_ROUTES = 10_000;
+/**
+ * A target with no request for this long, and nothing in flight, is let go: its balancer closes its
+ * upstream connections and unsubscribes, so discovery can stop watching it. The next request to it
+ * resolves it again.
+ */
+export const IDLE_TARGET_MS = 5 * 60_000;
+const IDLE_SWEEP_INTERVAL_MS = 30_000;
 /** The `target` label of requests passed through to their original destination. */
 export const PASSTHROUGH_TARGET = 'passthrough';
 
@@ -30,6 +37,7 @@ export class TargetRegistry {
   private readonly routes = new Map<string, TargetBalancer | Negative | Promise<RouteResult>>();
   private readonly balancers = new Map<string, TargetBalancer>();
   private readonly passthroughs = new Map<string, TargetBalancer>();
+  private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(
     private readonly source: EndpointSource,
@@ -37,13 +45,15 @@ export class TargetRegistry {
     private readonly options: BalancerOptions,
     private readonly metrics: ProxyMetrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.sweepTimer = setInterval(() => this.releaseIdle(performance.now()), IDLE_SWEEP_INTERVAL_MS).unref();
+  }
 
   /** The route for one request: synchronous when cached (the common case). */
   route(ctx: ConnectionContext, authority: string | undefined): RouteResult | Promise<RouteResult> {
     const key = authority ?? '';
     const local = ctx.routes.get(key);
-    if (local !== undefined) return local;
+    if (local !== undefined && !local.isClosed) return local;
     const cacheKey = `${ctx.dstKey}|${key}`;
     const cached = this.routes.get(cacheKey);
     if (cached !== undefined) {
@@ -64,7 +74,26 @@ export class TargetRegistry {
     return [...this.balancers.values(), ...this.passthroughs.values()].values();
   }
 
+  /** Lets go of every balancer unused for `idleMs` with nothing in flight; returns how many. */
+  releaseIdle(now: number, idleMs: number = IDLE_TARGET_MS): number {
+    let released = 0;
+    for (const map of [this.balancers, this.passthroughs]) {
+      for (const [key, balancer] of map) {
+        if (now - balancer.lastPickAt < idleMs || !balancer.isIdle()) continue;
+        balancer.close();
+        map.delete(key);
+        released++;
+        if (!balancer.isPassthrough) this.log.info({ target: balancer.id }, 'target released');
+      }
+    }
+    if (released > 0) {
+      for (const [cacheKey, cached] of this.routes) if (cached instanceof TargetBalancer && cached.isClosed) this.routes.delete(cacheKey);
+    }
+    return released;
+  }
+
   close(): void {
+    clearInterval(this.sweepTimer);
     for (const balancer of this.all()) balancer.close();
     this.balancers.clear();
     this.passthroughs.clear();
