@@ -35,6 +35,8 @@ interface NamespaceServices {
   namespace: string;
   watch: ResourceWatch<V1Service>;
   startedAt: number;
+  /** A request gave up waiting for this watch's first list. */
+  firstSyncExpired?: boolean;
   lastUsedAt: number;
   /** Last one-off EndpointSlice lookup for an unknown Pod IP. */
   lastPodLookupAt: number;
@@ -47,6 +49,8 @@ interface ServiceEndpoints {
   service: V1Service;
   watch: ResourceWatch<V1EndpointSlice>;
   startedAt: number;
+  /** A request gave up waiting for this watch's first list. */
+  firstSyncExpired?: boolean;
   lastUsedAt: number;
   /** By Service port number. */
   targets: Map<number, TargetState>;
@@ -92,7 +96,7 @@ export class KubernetesSource implements EndpointSource {
   get isApiReachable(): boolean {
     const now = Date.now();
     const watches = [...this.namespaces.values(), ...this.services.values()];
-    return !watches.some((w) => w.watch.isStale || (!w.watch.isSynced && now - w.startedAt > this.firstSyncTimeoutMs));
+    return !watches.some((w) => w.watch.isStale || (!w.watch.isSynced && (w.firstSyncExpired === true || now - w.startedAt >= this.firstSyncTimeoutMs)));
   }
 
   /** Services (namespace/name) whose EndpointSlices are being watched now. */
@@ -124,7 +128,7 @@ export class KubernetesSource implements EndpointSource {
 
   private async resolveService(named: ServiceName, port: number | undefined): Promise<Target | undefined> {
     const services = this.namespaceServices(named.namespace);
-    if (!(await services.watch.whenSynced(this.remainingFirstSyncMs(services.startedAt)))) return undefined;
+    if (!(await this.waitFirstSync(services))) return undefined;
     const service = services.watch.current.get(named.name);
     if (!service || service.spec?.type === 'ExternalName') return undefined;
     const servicePort = pickServicePort(service, port);
@@ -138,7 +142,7 @@ export class KubernetesSource implements EndpointSource {
   /** A ClusterIP:port, or a Pod IP:port traced back to its Service. */
   private async resolveAddress(ip: string, port: number): Promise<Target | undefined> {
     const own = this.namespaceServices(this.options.namespace);
-    await own.watch.whenSynced(this.remainingFirstSyncMs(own.startedAt));
+    await this.waitFirstSync(own);
     for (const ns of this.namespaces.values()) {
       for (const service of ns.watch.current.values()) {
         const servicePort = servicePortForClusterIp(service, ip, port);
@@ -200,7 +204,7 @@ export class KubernetesSource implements EndpointSource {
       entry.targets.set(servicePort.port, target);
       if (entry.watch.isSynced) this.recompute(entry);
     }
-    if (!(await entry.watch.whenSynced(this.remainingFirstSyncMs(entry.startedAt)))) return target.lastSyncedAt === undefined ? undefined : target;
+    if (!(await this.waitFirstSync(entry))) return target.lastSyncedAt === undefined ? undefined : target;
     return target;
   }
 
@@ -208,8 +212,11 @@ export class KubernetesSource implements EndpointSource {
    * A watch's first list is waited for at most firstSyncTimeoutMs after it started, in total: while the
    * API stays unreachable, later requests pass through at once instead of each waiting again.
    */
-  private remainingFirstSyncMs(startedAt: number): number {
-    return Math.max(0, this.firstSyncTimeoutMs - (Date.now() - startedAt));
+  private async waitFirstSync(entry: NamespaceServices | ServiceEndpoints): Promise<boolean> {
+    const remainingMs = Math.max(0, this.firstSyncTimeoutMs - (Date.now() - entry.startedAt));
+    const synced = await entry.watch.whenSynced(remainingMs);
+    if (!synced) entry.firstSyncExpired = true;
+    return synced;
   }
 
   private namespaceServices(namespace: string): NamespaceServices {
