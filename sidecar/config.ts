@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { collectProblems, type CommandSpec, type FlagValue } from '../src/common/config.js';
 import { ENV, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TOKEN_DIR } from '../src/common/constants.js';
@@ -7,6 +8,7 @@ import type { LevelWithSilent } from 'pino';
 import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/values.js';
 import { isPolicyName, policyNames } from './balancer/policy.js';
 import { DEFAULT_POLICY, registerBuiltinPolicies } from './balancer/setup.js';
+import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
 import type { DiscoveryOptions } from './discovery/options.js';
 import { DETECT_TIMEOUT_MS } from './intercept/detect.js';
 import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
@@ -24,6 +26,8 @@ export const PROXY_COMMAND: CommandSpec = {
     upstream: { type: 'string', placeholder: 'FILE|LIST', env: 'MESHLET_UPSTREAM', description: 'Standalone endpoints: a watched JSON file of "host:port" strings, or an inline host:port,host:port list' },
     'upstream-dns': { type: 'string', placeholder: 'NAME:PORT', env: 'MESHLET_UPSTREAM_DNS', description: "Standalone endpoints: a headless Service's DNS name, re-resolved" },
     services: { type: 'string', placeholder: 'FILE', env: 'MESHLET_SERVICES', description: 'A watched JSON file mapping "name:port" or "vip:port" to endpoint lists' },
+    'dns-server': { type: 'string', multiple: true, placeholder: 'IP[:PORT]', env: 'MESHLET_DNS_SERVERS', description: "DNS server for --upstream-dns and the in-Pod DNS fallback (default: the system's resolvers)" },
+    'dns-interval-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_DNS_INTERVAL_MS', default: String(DEFAULT_DNS_INTERVAL_MS), description: 'How often DNS names are resolved again' },
     kubeconfig: { type: 'string', placeholder: 'FILE', env: ENV.kubeconfig, description: 'Discover endpoints from this cluster (outside a Pod)' },
     'token-file': { type: 'string', placeholder: 'FILE', env: ENV.tokenFile, description: `The proxy's projected service-account token (in-cluster mode when it exists; default ${PROXY_TOKEN_DIR}/token)` },
     namespace: { type: 'string', placeholder: 'NS', env: ENV.podNamespace, default: 'default', description: 'Namespace short Service names resolve in' },
@@ -140,6 +144,16 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
     if (parseHostPort(upstreamDns).ok) discovery.upstreamDns = upstreamDns;
     else problems.push(() => `--upstream-dns: "${upstreamDns}" is not valid; allowed: NAME:PORT, e.g. web-headless.demo.svc.cluster.local:8080`);
   }
+  const dnsServers = values['dns-server'];
+  if (Array.isArray(dnsServers) && dnsServers.length > 0) {
+    const bad = dnsServers.filter((server) => {
+      const hostPort = parseHostPort(server);
+      return isIP(server) === 0 && !(hostPort.ok && isIP(hostPort.value.host) !== 0);
+    });
+    if (bad.length > 0) problems.push(() => `--dns-server: "${bad.join('", "')}" is not valid; allowed: an IP address, optionally with a port (127.0.0.1:5353, [::1]:53)`);
+    else discovery.dnsServers = dnsServers;
+  }
+  discovery.dnsIntervalMs = integer('dns-interval-ms', 100, 3_600_000);
   const fileFlag = (name: string): string | undefined => {
     const path = text(name);
     if (path !== undefined && !fileExists(path)) problems.push(() => `--${name}: "${path}" does not exist; allowed: a path to an existing file`);

@@ -5,7 +5,7 @@
  * balance (coefficient of variation of per-endpoint counts), added median latency at a fixed
  * 1,000 req/s, and the share a 20 ms slower endpoint gets with peak-ewma. Asserts nothing.
  *
- * Run alone: node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
+ * Run alone: npm run build && node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { createEchoClient, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
-import { MESHLET_NODE_ARGS, REPO_ROOT } from '../helpers/meshlet-process.js';
+import { MESHLET_BUILT_ARGS, REPO_ROOT } from '../helpers/meshlet-process.js';
 
 const BACKENDS = 4;
 const STREAMS = 50;
@@ -159,7 +159,7 @@ interface Contender {
 
 async function startMeshlet(ports: number[], policy: string): Promise<Contender> {
   const args = ['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--lb-policy', policy, '--upstream', ports.map((p) => `127.0.0.1:${p}`).join(',')];
-  const child = spawn(process.execPath, [...PROXY_NODE_ARGS, ...MESHLET_NODE_ARGS, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await listeningPort(child);
   return { name: `meshlet (${policy})`, url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
 }
@@ -305,7 +305,7 @@ async function main(): Promise<void> {
     }
   }
   printTable(rows);
-  console.log('CPU µs/req: proxy process user+sys CPU over the h2load run / requests. RSS: VmHWM; meshlet runs from source through tsx, so its idle RSS includes the TypeScript loader and every module discovery imports.');
+  console.log('CPU µs/req: proxy process user+sys CPU over the h2load run / requests. RSS: VmHWM of the compiled proxy (bin/meshlet.js, as in the image).');
   console.log(`+p50 @${FIXED_RATE_RPS}/s: median latency added over direct, one stream at a fixed ${FIXED_RATE_RPS} req/s for ${FIXED_RATE_SECONDS} s.`);
 
   // The slow endpoint: one of four answers 20 ms later; peak-ewma should send it little.

@@ -57,3 +57,11 @@ t.test('standalone without any endpoints is refused', async (t) => {
 t.test('the debug table can be turned off', async (t) => {
   t.equal(parse(['--listen', '127.0.0.1:0', '--upstream', 'a:1', '--debug-admin', 'off']).debugAdmin, undefined);
 });
+
+t.test('DNS servers and the re-resolve interval reach discovery; host names are refused as servers', async (t) => {
+  const config = parse(['--listen', '127.0.0.1:0', '--upstream-dns', 'web-headless:8080', '--dns-server', '127.0.0.1:5353', '--dns-server', '::1', '--dns-interval-ms', '250']);
+  t.same(config.discovery.dnsServers, ['127.0.0.1:5353', '::1']);
+  t.equal(config.discovery.dnsIntervalMs, 250);
+  t.same(parse([], { MESHLET_DNS_SERVERS: '198.18.0.53,198.18.0.54:53' }).discovery.dnsServers, ['198.18.0.53', '198.18.0.54:53'], 'from the environment');
+  t.throws(() => parse(['--listen', '127.0.0.1:0', '--upstream-dns', 'web:80', '--dns-server', 'dns.example:53']), /--dns-server: "dns.example:53" is not valid; allowed: an IP address/);
+});
