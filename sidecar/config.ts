@@ -16,6 +16,7 @@ import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
 /** Where the debug endpoint table listens unless told otherwise: loopback only, always. */
 export const DEFAULT_DEBUG_ADMIN = '127.0.0.1:15091';
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
+export const DEFAULT_SHUTDOWN_QUIET_MS = 1_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
 
 export const PROXY_COMMAND: CommandSpec = {
@@ -40,6 +41,7 @@ export const PROXY_COMMAND: CommandSpec = {
     'detect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_DETECT_TIMEOUT_MS', default: String(DETECT_TIMEOUT_MS), description: 'A client silent this long is treated as opaque (server-speaks-first protocols)' },
     'connect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_CONNECT_TIMEOUT_MS', default: String(DEFAULT_CONNECT_TIMEOUT_MS), description: 'Give up connecting to an endpoint after this long' },
     'shutdown-grace-seconds': { type: 'string', placeholder: 'S', env: 'MESHLET_SHUTDOWN_GRACE_SECONDS', default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), description: "After SIGTERM, keep serving until the app's connections close or this long has passed" },
+    'shutdown-quiet-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_SHUTDOWN_QUIET_MS', default: String(DEFAULT_SHUTDOWN_QUIET_MS), description: 'After SIGTERM, exit once the app has had no open connection for this long (within the grace period)' },
     'max-endpoint-labels': { type: 'string', placeholder: 'N', env: 'MESHLET_MAX_ENDPOINT_LABELS', default: String(DEFAULT_ENDPOINT_LABEL_CAP), description: 'Distinct endpoint label values in metrics; later endpoints fold into "other"' },
   },
   details: `
@@ -49,7 +51,8 @@ In a Pod (what the injector starts): no --listen; redirected connections arrive 
   the target comes from :authority/Host and the original destination, endpoints from the Kubernetes API.
 Non-HTTP traffic passes through to its original destination; in standalone mode it has none, so it goes
   to --opaque-to, or the connection is closed.
-SIGTERM: the proxy keeps serving (new requests too) until the app's connections close or the grace period ends.`,
+SIGTERM: the proxy keeps serving (new connections and requests too) until the app has had no open connection
+  for --shutdown-quiet-ms, or the grace period ends.`,
 };
 
 export interface ProxyConfig {
@@ -64,6 +67,7 @@ export interface ProxyConfig {
   detectTimeoutMs: number;
   connectTimeoutMs: number;
   shutdownGraceMs: number;
+  shutdownQuietMs: number;
   maxEndpointLabels: number;
   discovery: DiscoveryOptions;
 }
@@ -125,6 +129,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   const detectTimeoutMs = integer('detect-timeout-ms', 1, 60_000);
   const connectTimeoutMs = integer('connect-timeout-ms', 1, 120_000);
   const shutdownGraceMs = integer('shutdown-grace-seconds', 0, 86_400) * 1000;
+  const shutdownQuietMs = integer('shutdown-quiet-ms', 0, 600_000);
   const maxEndpointLabels = integer('max-endpoint-labels', 1, 100_000);
 
   const discovery: DiscoveryOptions = {
@@ -183,6 +188,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
     detectTimeoutMs,
     connectTimeoutMs,
     shutdownGraceMs,
+    shutdownQuietMs,
     maxEndpointLabels,
     discovery,
   };

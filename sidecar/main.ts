@@ -126,17 +126,29 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
   const shutdown = async (graceMs: number): Promise<void> => {
     shuttingDown = true;
     const started = Date.now();
-    log.info({ openConnections: listener.openConnections, graceMs }, 'shutting down: serving until the app closes its connections');
-    if (listener.openConnections > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        timer.unref();
-        listener.once('idle', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    log.info({ openConnections: listener.openConnections, graceMs, quietMs: config.shutdownQuietMs }, 'shutting down: serving until the app closes its connections');
+    await new Promise<void>((resolve) => {
+      // Done when the app has had no open connection for quietMs, or at the grace deadline. The quiet
+      // window covers an app that gets SIGTERM with us (no native sidecars) and connects again while it
+      // shuts down: refusing those last calls is the Linkerd bug we must not have.
+      let quiet: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(deadline);
+        clearTimeout(quiet);
+        listener.off('idle', armQuiet);
+        listener.off('busy', disarmQuiet);
+        resolve();
+      };
+      const armQuiet = () => {
+        clearTimeout(quiet);
+        quiet = setTimeout(done, Math.min(config.shutdownQuietMs, graceMs));
+      };
+      const disarmQuiet = () => clearTimeout(quiet);
+      const deadline = setTimeout(done, graceMs);
+      listener.on('idle', armQuiet);
+      listener.on('busy', disarmQuiet);
+      if (listener.openConnections === 0) armQuiet();
+    });
     log.info({ openConnections: listener.openConnections, durationMs: Date.now() - started }, 'shutdown complete');
     await close();
   };

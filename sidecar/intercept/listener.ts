@@ -19,7 +19,7 @@ export type RelaySet = Record<Exclude<DetectedProtocol, 'closed'>, ProtocolHandl
 /**
  * Accepts the app's connections (redirected ones in a Pod, or direct ones in standalone mode),
  * sniffs each one's protocol and hands it to that protocol's relay. Emits 'idle' whenever the
- * last open connection closes (shutdown waits for it).
+ * last open connection closes and 'busy' when one opens while none was (shutdown watches both).
  */
 export class ProxyListener extends EventEmitter {
   private readonly server: net.Server;
@@ -67,6 +67,7 @@ export class ProxyListener extends EventEmitter {
   private accept(socket: Socket): void {
     const connId = this.nextConnId++;
     this.connections.add(socket);
+    if (this.connections.size === 1) this.emit('busy');
     socket.on('error', (err) => this.log.debug({ connId, err }, 'app connection error'));
     const originalDst = this.options.readOriginalDst?.(socket);
     const ctx: ConnectionContext = {
