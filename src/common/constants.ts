@@ -32,5 +32,12 @@ export const ENV = {
   kubeconfig: 'MESHLET_KUBECONFIG',
 } as const;
 
+/**
+ * V8 flags for the proxy process. A 2 MiB semi-space (default 16 MiB) keeps the young generation
+ * small: peak RSS at 1,000 req/s went from 97 to 79 MiB, and after saturation from 113-117 to
+ * 86 MiB, with CPU per request unchanged within noise (npm run bench, BENCH_PROXY_NODE_ARGS).
+ */
+export const PROXY_NODE_OPTIONS = '--max-semi-space-size=2';
+
 /** Where the injector mounts the proxy's own projected service-account token. */
 export const PROXY_TOKEN_DIR = '/var/run/secrets/meshlet/serviceaccount';

@@ -5,6 +5,7 @@ import {
   PROXY_ADMIN_PORT,
   PROXY_CONTAINER_NAME,
   PROXY_OUTBOUND_PORT,
+  PROXY_NODE_OPTIONS,
   PROXY_TOKEN_DIR,
   PROXY_UID,
 } from '../common/constants.js';
@@ -89,6 +90,7 @@ export function buildProxyContainer(settings: ProxySettings): V1Container {
       { name: ENV.lbPolicy, value: settings.lbPolicy },
       { name: ENV.logLevel, value: settings.logLevel },
       { name: ENV.tokenFile, value: `${PROXY_TOKEN_DIR}/token` },
+      { name: 'NODE_OPTIONS', value: PROXY_NODE_OPTIONS },
     ],
     ports: [{ name: ADMIN_PORT_NAME, containerPort: PROXY_ADMIN_PORT, protocol: 'TCP' }],
     // The startup probe holds back the app containers (native sidecar) until the proxy listens.

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { createEchoClient, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
+import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
 import { MESHLET_BUILT_ARGS, REPO_ROOT } from '../helpers/meshlet-process.js';
 
 const BACKENDS = 4;
@@ -27,8 +28,11 @@ const FIXED_RATE_RPS = 1000;
 const FIXED_RATE_SECONDS = 5;
 const SLOW_EXTRA_MS = 20;
 const CLK_TCK = 100;
-/** Node/V8 flags for the proxy process (BENCH_PROXY_NODE_ARGS="--cpu-prof ..." to profile or compare flags). */
-const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/**
+ * Node/V8 flags for the proxy process: by default those the injector gives the sidecar
+ * (BENCH_PROXY_NODE_ARGS="--cpu-prof ..." to profile or compare flags; "" for Node's defaults).
+ */
+const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
 
 // ---------------------------------------------------------------- backend child process
 /** gRPC-shaped HTTP/2 backends (reply + grpc-status trailer), cheap enough not to be the bottleneck. */
@@ -274,7 +278,7 @@ async function main(): Promise<void> {
   writeFileSync(dataFile, frame);
 
   console.log(`proxy bench: ${BACKENDS} loopback backends, 1 client connection x ${STREAMS} streams, ${REQUESTS} h2load gRPC requests per run; ${GRPC_CALLS} @grpc/grpc-js calls`);
-  const rows: string[][] = [['', 'h2load req/s', 'p50 ms', 'p99 ms', 'grpc-js req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS idle MiB', 'peak RSS MiB', 'CV', `+p50 @${FIXED_RATE_RPS}/s ms`, 'failed']];
+  const rows: string[][] = [['', 'h2load req/s', 'p50 ms', 'p99 ms', 'grpc-js req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS idle MiB', `peak RSS @${FIXED_RATE_RPS}/s`, 'peak RSS MiB', 'CV', `+p50 @${FIXED_RATE_RPS}/s ms`, 'failed']];
 
   const direct: Contender = { name: 'direct (1 backend)', url: `http://127.0.0.1:${ports[0]}`, stop: async () => undefined };
   const contenders: Array<() => Promise<Contender | undefined>> = [async () => direct, () => startMeshlet(ports, 'round-robin'), () => startHaproxy(ports)];
@@ -287,6 +291,9 @@ async function main(): Promise<void> {
     }
     try {
       const idleRss = c.pid ? sampleProcess(c.pid).peakRssMiB : NaN;
+      // The fixed rate first, so the peak RSS "under that load" is not the saturated runs' peak.
+      const fixed = h2load(c.url, dataFile, FIXED_RATE_RPS * FIXED_RATE_SECONDS, { streams: 1, rps: FIXED_RATE_RPS });
+      const fixedPeak = c.pid ? sampleProcess(c.pid).peakRssMiB : NaN;
       h2load(c.url, dataFile, 2000); // warm-up (JIT, pools)
       await ask('reset');
       const before = c.pid ? sampleProcess(c.pid) : undefined;
@@ -294,18 +301,17 @@ async function main(): Promise<void> {
       const after = c.pid ? sampleProcess(c.pid) : undefined;
       const counts = await ask('counts');
       const g = await grpcLoad(c.url.replace('http://', ''), GRPC_CALLS);
-      const fixed = h2load(c.url, dataFile, FIXED_RATE_RPS * FIXED_RATE_SECONDS, { streams: 1, rps: FIXED_RATE_RPS });
       const peak = c.pid ? sampleProcess(c.pid).peakRssMiB : NaN;
       if (c === direct) directFixedP50 = fixed.p50Ms;
       const cpuUs = before && after ? ((after.cpuMs - before.cpuMs) * 1000) / h.ok : NaN;
       const spread = c === direct ? NaN : cv(counts);
-      rows.push([c.name, h.rps.toFixed(0), h.p50Ms.toFixed(2), h.p99Ms.toFixed(2), g.rps.toFixed(0), g.p50Ms.toFixed(2), g.p99Ms.toFixed(2), fmt(cpuUs, 1), fmt(idleRss, 1), fmt(peak, 1), fmt(spread, 4), c === direct ? `(${fixed.p50Ms.toFixed(3)})` : (fixed.p50Ms - directFixedP50).toFixed(3), String(h.failed + g.failed + fixed.failed)]);
+      rows.push([c.name, h.rps.toFixed(0), h.p50Ms.toFixed(2), h.p99Ms.toFixed(2), g.rps.toFixed(0), g.p50Ms.toFixed(2), g.p99Ms.toFixed(2), fmt(cpuUs, 1), fmt(idleRss, 1), fmt(fixedPeak, 1), fmt(peak, 1), fmt(spread, 4), c === direct ? `(${fixed.p50Ms.toFixed(3)})` : (fixed.p50Ms - directFixedP50).toFixed(3), String(h.failed + g.failed + fixed.failed)]);
     } finally {
       await c.stop();
     }
   }
   printTable(rows);
-  console.log('CPU µs/req: proxy process user+sys CPU over the h2load run / requests. RSS: VmHWM of the compiled proxy (bin/meshlet.js, as in the image).');
+  console.log('CPU µs/req: proxy process user+sys CPU over the h2load run / requests. RSS: VmHWM of the compiled proxy (bin/meshlet.js, as in the image): after the fixed-rate run, then after the saturated runs.');
   console.log(`+p50 @${FIXED_RATE_RPS}/s: median latency added over direct, one stream at a fixed ${FIXED_RATE_RPS} req/s for ${FIXED_RATE_SECONDS} s.`);
 
   // The slow endpoint: one of four answers 20 ms later; peak-ewma should send it little.
@@ -314,11 +320,15 @@ async function main(): Promise<void> {
     const c = await startMeshlet(ports, policy);
     try {
       h2load(c.url, dataFile, 1000);
-      await ask('reset');
-      const h = h2load(c.url, dataFile, Math.round(REQUESTS / 3));
-      const counts = await ask('counts');
-      const total = counts.reduce((a, b) => a + b, 0);
-      console.log(`slow endpoint (+${SLOW_EXTRA_MS} ms, 1 of ${BACKENDS}) with ${policy.padEnd(13)}: ${((counts[BACKENDS - 1]! / total) * 100).toFixed(2)}% of ${total} requests (fair share 25%); ${h.rps.toFixed(0)} req/s, p99 ${h.p99Ms.toFixed(1)} ms`);
+      // Saturated (the proxy's own queueing is in every endpoint's latency), then at a fixed rate.
+      for (const rps of [undefined, FIXED_RATE_RPS]) {
+        await ask('reset');
+        const h = h2load(c.url, dataFile, rps ? rps * FIXED_RATE_SECONDS : Math.round(REQUESTS / 3), rps ? { rps } : {});
+        const counts = await ask('counts');
+        const total = counts.reduce((a, b) => a + b, 0);
+        const load = rps ? `fixed ${rps} req/s` : 'saturated';
+        console.log(`slow endpoint (+${SLOW_EXTRA_MS} ms, 1 of ${BACKENDS}) with ${policy.padEnd(13)} ${load.padEnd(17)}: ${((counts[BACKENDS - 1]! / total) * 100).toFixed(2)}% of ${total} requests (fair share 25%); ${h.rps.toFixed(0)} req/s, p99 ${h.p99Ms.toFixed(1)} ms`);
+      }
     } finally {
       await c.stop();
     }
