@@ -8,7 +8,7 @@ import type { RouteResult } from '../balancer/target-registry.js';
 import type { ConnectionContext } from './connection-context.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
 import { isEndpointFailure } from './grpc-status.js';
-import { MAX_REPLAY_BYTES } from './http2.js';
+import { keepForReplay } from './replay.js';
 
 /** Idle keep-alive connections from the app stay open this long (longer than common client pools). */
 const APP_KEEP_ALIVE_MS = 65_000;
@@ -265,15 +265,7 @@ function rejectUpgrade(socket: Socket, status: number, message: string): void {
 
 function onReqData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
   const fwd = this[FORWARD]!;
-  const replay = fwd.replay;
-  if (replay !== null) {
-    if (fwd.replayBytes + chunk.length <= MAX_REPLAY_BYTES) {
-      replay.push(chunk);
-      fwd.replayBytes += chunk.length;
-    } else {
-      fwd.replay = null;
-    }
-  }
+  keepForReplay(fwd, chunk);
   const upReq = fwd.upReq!;
   if (!upReq.write(chunk)) {
     this.pause();

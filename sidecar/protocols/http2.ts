@@ -16,11 +16,10 @@ import { H2_WINDOW_BYTES, type PooledSession } from '../upstream/h2-pool.js';
 import type { ConnectionContext } from './connection-context.js';
 import { GRPC_STATUS, encodeGrpcMessage, isEndpointFailure, parseGrpcTimeoutMs } from './grpc-status.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
+import { keepForReplay } from './replay.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
-/** Request body bytes kept so a never-processed request can be retried once elsewhere. */
-export const MAX_REPLAY_BYTES = 64 * 1024;
 /** Streams one app connection may have open at once. */
 const DOWNSTREAM_MAX_STREAMS = 1000;
 
@@ -271,15 +270,7 @@ function replyError(down: ServerHttp2Stream, isGrpc: boolean, httpStatus: number
 
 function onDownData(this: DownStream, chunk: Buffer): void {
   const fwd = this[FORWARD]!;
-  const replay = fwd.replay;
-  if (replay !== null) {
-    if (fwd.replayBytes + chunk.length <= MAX_REPLAY_BYTES) {
-      replay.push(chunk);
-      fwd.replayBytes += chunk.length;
-    } else {
-      fwd.replay = null;
-    }
-  }
+  keepForReplay(fwd, chunk);
   const up = fwd.up;
   if (up === undefined || up.closed || up.destroyed) {
     this.pause();
