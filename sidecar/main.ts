@@ -89,13 +89,19 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
     },
     log,
   );
-  const debugAdmin = config.debugAdmin
+  let debugAdmin = config.debugAdmin
     ? new AdminServer(config.debugAdmin, { '/debug/endpoints': () => ({ status: 200, contentType: 'application/json', body: JSON.stringify(buildDebugView(registry), null, 2) }) }, log)
     : undefined;
 
   const address = await listener.listen();
   const adminAddress = await admin.listen();
-  const debugAddress = await debugAdmin?.listen();
+  // The debug view is optional: a taken port (a second standalone proxy on one machine) costs the
+  // view, never the proxy.
+  const debugAddress = await debugAdmin?.listen().catch((err: Error) => {
+    log.warn({ err, debugAdmin: config.debugAdmin }, 'debug endpoint table not served: its address is unavailable (set --debug-admin HOST:PORT or off)');
+    debugAdmin = undefined;
+    return undefined;
+  });
   log.info(
     {
       mode: config.mode,

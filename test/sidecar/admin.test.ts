@@ -1,7 +1,7 @@
 import t from 'tap';
 import { ProxyMetrics } from '../../sidecar/admin/metrics.js';
 import { METRICS } from '../../sidecar/admin/metric-names.js';
-import { TestSource, startTestProxy } from './proxy-harness.js';
+import { TestSource, captureLogger, startTestProxy } from './proxy-harness.js';
 
 const noGauges = { upstreamConnections: () => [], endpointCounts: () => [] };
 
@@ -43,4 +43,15 @@ t.test('the debug endpoint table is served on its own loopback listener, never o
   t.equal(res.status, 200);
   t.same(await res.json(), { targets: [] }, 'targets appear once traffic uses them');
   t.equal((await fetch(`http://127.0.0.1:${proxy.admin.port}/metrics`, { method: 'POST' })).status, 405);
+});
+
+t.test('a second proxy whose debug address is taken still serves, without the debug view, and says why', async (t) => {
+  const { proxy: first } = await startTestProxy(new TestSource(['127.0.0.1:9']));
+  t.teardown(() => first.close());
+  const { log, captured } = captureLogger('warn');
+  const { proxy: second } = await startTestProxy(new TestSource(['127.0.0.1:9']), { 'debug-admin': `127.0.0.1:${first.debugAdmin!.port}` }, log);
+  t.teardown(() => second.close());
+  t.equal(second.debugAdmin, undefined, 'no debug view on the second proxy');
+  t.equal((await fetch(`http://127.0.0.1:${second.admin.port}/ready`)).status, 200, 'the second proxy is up');
+  t.match(captured.lines, [{ level: 'warn', msg: /debug endpoint table not served/ }]);
 });
