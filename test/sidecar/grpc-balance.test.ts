@@ -1,18 +1,32 @@
 import * as grpc from '@grpc/grpc-js';
-import t from 'tap';
-import { createEchoClient, startEchoBackend, unaryCall, waitForReady, type EchoBackend, type EchoReply } from '../helpers/grpc-echo.js';
+import t, { type Test } from 'tap';
+import { createEchoClient, startEchoBackend, unaryCall, waitForReady, type EchoBackend, type EchoClientInstance, type EchoReply } from '../helpers/grpc-echo.js';
 import { TestSource, startTestProxy, tally } from './proxy-harness.js';
 
 /**
  * The point of meshlet: one client channel, every endpoint busy. Unmodified @grpc/grpc-js clients
  * (one channel, default pick_first) through the standalone proxy.
  */
-async function startBackends(names: string[]): Promise<EchoBackend[]> {
-  return Promise.all(names.map((n) => startEchoBackend(n)));
+/**
+ * Real backends named `names`, the standalone proxy over them with `policy`, and one unmodified
+ * client channel through it, ready; everything closes at the test's teardown.
+ */
+async function startScenario(t: Test, names: string[], policy: string): Promise<{ backends: EchoBackend[]; source: TestSource; client: EchoClientInstance }> {
+  const backends = await Promise.all(names.map((n) => startEchoBackend(n)));
+  const source = new TestSource(backends.map((b) => b.address));
+  const { proxy, target } = await startTestProxy(source, { 'lb-policy': policy });
+  const client = createEchoClient(target);
+  t.teardown(async () => {
+    client.close();
+    await proxy.close();
+    await Promise.all(backends.map((b) => b.close()));
+  });
+  await waitForReady(client);
+  return { backends, source, client };
 }
 
 /** Runs `total` calls with `concurrency` in flight; returns reply backends and errors. */
-async function load(client: ReturnType<typeof createEchoClient>, total: number, concurrency: number, request = {}): Promise<{ backends: string[]; errors: grpc.ServiceError[] }> {
+async function load(client: EchoClientInstance, total: number, concurrency: number, request = {}): Promise<{ backends: string[]; errors: grpc.ServiceError[] }> {
   const backends: string[] = [];
   const errors: grpc.ServiceError[] = [];
   let next = 0;
@@ -43,15 +57,7 @@ const spreadCases = [
 
 for (const c of spreadCases) {
   t.test(`${c.name}: every endpoint gets its share within ±${c.tolerance * 100}% over ${c.calls} calls on one channel`, async (t) => {
-    const backends = await startBackends(Array.from({ length: c.endpoints }, (_, i) => `e${i}`));
-    const { proxy, target } = await startTestProxy(new TestSource(backends.map((b) => b.address)), { 'lb-policy': c.policy });
-    const client = createEchoClient(target);
-    t.teardown(async () => {
-      client.close();
-      await proxy.close();
-      await Promise.all(backends.map((b) => b.close()));
-    });
-    await waitForReady(client);
+    const { client } = await startScenario(t, Array.from({ length: c.endpoints }, (_, i) => `e${i}`), c.policy);
     const { backends: served, errors } = await load(client, c.calls, c.concurrency, { delayMs: c.concurrency > 1 ? 1 : 0 });
     t.equal(errors.length, 0, 'no call failed');
     const share = c.calls / c.endpoints;
@@ -63,16 +69,8 @@ for (const c of spreadCases) {
 }
 
 t.test('peak-ewma sends a slow endpoint clearly less than its share', async (t) => {
-  const backends = await startBackends(['fast1', 'fast2', 'fast3', 'slow']);
+  const { backends, client } = await startScenario(t, ['fast1', 'fast2', 'fast3', 'slow'], 'peak-ewma');
   backends[3]!.extraDelayMs = 20;
-  const { proxy, target } = await startTestProxy(new TestSource(backends.map((b) => b.address)), { 'lb-policy': 'peak-ewma' });
-  const client = createEchoClient(target);
-  t.teardown(async () => {
-    client.close();
-    await proxy.close();
-    await Promise.all(backends.map((b) => b.close()));
-  });
-  await waitForReady(client);
   const { backends: served, errors } = await load(client, 1200, 8);
   t.equal(errors.length, 0);
   const slow = tally(served).get('slow') ?? 0;
@@ -80,16 +78,8 @@ t.test('peak-ewma sends a slow endpoint clearly less than its share', async (t) 
 });
 
 t.test('endpoints added and removed under load: zero failed calls, new ones get traffic, removed ones stop', async (t) => {
-  const backends = await startBackends(['one', 'two', 'three']);
-  const source = new TestSource([backends[0]!.address, backends[1]!.address]);
-  const { proxy, target } = await startTestProxy(source, { 'lb-policy': 'least-request' });
-  const client = createEchoClient(target);
-  t.teardown(async () => {
-    client.close();
-    await proxy.close();
-    await Promise.all(backends.map((b) => b.close()));
-  });
-  await waitForReady(client);
+  const { backends, source, client } = await startScenario(t, ['one', 'two', 'three'], 'least-request');
+  source.set([backends[0]!.address, backends[1]!.address]);
   const running = load(client, 3000, 20, { delayMs: 2 });
   const snapshot = () => backends.map((b) => b.calls);
   await new Promise((r) => setTimeout(r, 300));
@@ -108,15 +98,7 @@ t.test('endpoints added and removed under load: zero failed calls, new ones get 
 });
 
 t.test('an endpoint killed mid-stream: the client gets UNAVAILABLE within 2 s, later calls succeed', async (t) => {
-  const backends = await startBackends(['victim', 'survivor']);
-  const { proxy, target } = await startTestProxy(new TestSource(backends.map((b) => b.address)), { 'lb-policy': 'round-robin' });
-  const client = createEchoClient(target);
-  t.teardown(async () => {
-    client.close();
-    await proxy.close();
-    await Promise.all(backends.map((b) => b.close()));
-  });
-  await waitForReady(client);
+  const { backends, client } = await startScenario(t, ['victim', 'survivor'], 'round-robin');
   // Open server streams until one lands on the victim.
   let victimCall: any;
   for (let i = 0; i < 4 && !victimCall; i++) {
