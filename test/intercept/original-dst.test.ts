@@ -15,8 +15,14 @@ import { NetnsKit, netnsUnsupportedReason, waitForJsonLine, type Netns } from '.
  * address the client dialled.
  */
 
-t.test('the addon is built and loads', async (t) => {
-  const support = originalDstSupport();
+/**
+ * `npm ci` builds the addon where python3, make and g++ exist (CI installs them). On a machine
+ * without them (or not Linux) the addon tests skip and say why; in CI a missing addon fails.
+ */
+const support = originalDstSupport();
+const addonMissing = !support.available && process.env.CI !== 'true' ? `skipped: ${support.reason ?? 'the addon is not built'}` : false;
+
+t.test('the addon is built and loads', { skip: addonMissing }, async (t) => {
   t.equal(support.available, true, support.reason ?? 'available');
 });
 
@@ -59,7 +65,7 @@ t.test('without the addon, support says why and every socket reports no original
 });
 
 const unsupported = netnsUnsupportedReason({ iptables: true });
-t.test('redirected connections report the address the client dialled', { skip: unsupported ? `skipped: ${unsupported}` : false }, async (t) => {
+t.test('redirected connections report the address the client dialled', { skip: unsupported ? `skipped: ${unsupported}` : addonMissing }, async (t) => {
   const kit = new NetnsKit();
   t.teardown(() => kit.teardown());
   const client = kit.createNamespace('odst');
