@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
@@ -26,7 +26,8 @@ t.test('the addon is built and loads', { skip: addonMissing }, async (t) => {
   t.equal(support.available, true, support.reason ?? 'available');
 });
 
-t.test('a connection that was not redirected has no original destination (standalone mode)', async (t) => {
+/** The server side of a plain loopback connection (never redirected); closed at teardown. */
+async function acceptDirectConnection(t: Test): Promise<Socket> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -36,6 +37,11 @@ t.test('a connection that was not redirected has no original destination (standa
   client.on('error', () => undefined);
   t.teardown(() => client.destroy());
   const [socket] = await accepted;
+  return socket;
+}
+
+t.test('a connection that was not redirected has no original destination (standalone mode)', async (t) => {
+  const socket = await acceptDirectConnection(t);
   t.equal(readOriginalDst(socket), undefined);
   socket.destroy();
   t.equal(readOriginalDst(socket), undefined, 'and a closed socket has none either');
@@ -51,15 +57,7 @@ t.test('without the addon, support says why and every socket reports no original
   const support = copy.originalDstSupport();
   t.equal(support.available, false);
   t.match(support.reason, /native addon meshlet_original_dst\.node is not built .*run 'npx node-gyp rebuild' with python3, make and g\+\+/);
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => server.close());
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const client = connect((server.address() as { port: number }).port, '127.0.0.1');
-  client.on('error', () => undefined);
-  t.teardown(() => client.destroy());
-  const [socket] = await accepted;
+  const socket = await acceptDirectConnection(t);
   t.equal(copy.readOriginalDst(socket), undefined);
   socket.destroy();
 });
