@@ -28,7 +28,7 @@ async function measure(policy: string): Promise<{ samples: number[]; missed: num
   api.upsert('services', serviceObject({ name: 'bench', namespace: 'demo', clusterIP: '10.96.0.200', ports: [{ port: 80, targetPort: backends.port }] }));
   api.upsert('endpointslices', slice([BASE]));
   const proxy = await startProxyProcess(['--kubeconfig', await api.writeKubeconfig(dir), '--namespace', 'demo', '--lb-policy', policy]);
-  const traffic = driveTraffic(proxy.port, 'bench.demo.svc.cluster.local', ITERATIONS * WAIT_MS + 30_000);
+  const traffic = driveTraffic(proxy.listening['port'], 'bench.demo.svc.cluster.local', ITERATIONS * WAIT_MS + 30_000);
   const samples: number[] = [];
   let missed = 0;
   try {

@@ -15,10 +15,9 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { createEchoClient, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
 import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
-import { MESHLET_BUILT_ARGS, REPO_ROOT } from '../helpers/meshlet-process.js';
+import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
 
 const BACKENDS = 4;
 const STREAMS = 50;
@@ -161,33 +160,10 @@ interface Contender {
   stop(): Promise<void>;
 }
 
-async function startMeshlet(ports: number[], policy: string): Promise<Contender> {
+async function startMeshletContender(ports: number[], policy: string): Promise<Contender> {
   const args = ['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--lb-policy', policy, '--upstream', ports.map((p) => `127.0.0.1:${p}`).join(',')];
-  const child = spawn(process.execPath, [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = await listeningPort(child);
-  return { name: `meshlet (${policy})`, url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
-}
-
-/** The proxy's port, from its `listening` log line. */
-async function listeningPort(child: ChildProcess): Promise<number> {
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const lines = createInterface({ input: child.stdout! });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`meshlet did not start: ${stderr}`)), 30_000);
-    lines.on('line', (line) => {
-      try {
-        const parsed = JSON.parse(line);
-        if (parsed.msg === 'listening') {
-          clearTimeout(timer);
-          resolve(parsed.port);
-        }
-      } catch {
-        // not a log line
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`meshlet exited ${code}: ${stderr}`)));
-  });
+  const proxy = await startMeshlet(args, { command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS] });
+  return { name: `meshlet (${policy})`, url: `http://127.0.0.1:${proxy.listening['port']}`, pid: proxy.child.pid, stop: proxy.stop };
 }
 
 async function freePort(): Promise<number> {
@@ -281,7 +257,7 @@ async function main(): Promise<void> {
   const rows: string[][] = [['', 'h2load req/s', 'p50 ms', 'p99 ms', 'grpc-js req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS idle MiB', `peak RSS @${FIXED_RATE_RPS}/s`, 'peak RSS MiB', 'CV', `+p50 @${FIXED_RATE_RPS}/s ms`, 'failed']];
 
   const direct: Contender = { name: 'direct (1 backend)', url: `http://127.0.0.1:${ports[0]}`, stop: async () => undefined };
-  const contenders: Array<() => Promise<Contender | undefined>> = [async () => direct, () => startMeshlet(ports, 'round-robin'), () => startHaproxy(ports)];
+  const contenders: Array<() => Promise<Contender | undefined>> = [async () => direct, () => startMeshletContender(ports, 'round-robin'), () => startHaproxy(ports)];
   let directFixedP50 = NaN;
   for (const start of contenders) {
     const c = await start();
@@ -317,7 +293,7 @@ async function main(): Promise<void> {
   // The slow endpoint: one of four answers 20 ms later; peak-ewma should send it little.
   await ask('delay', { index: BACKENDS - 1, delayMs: SLOW_EXTRA_MS });
   for (const policy of ['peak-ewma', 'least-request', 'round-robin']) {
-    const c = await startMeshlet(ports, policy);
+    const c = await startMeshletContender(ports, policy);
     try {
       h2load(c.url, dataFile, 1000);
       // Saturated (the proxy's own queueing is in every endpoint's latency), then at a fixed rate.

@@ -8,7 +8,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { loadPodFixture, KUBE_FIXTURES_DIR } from '../helpers/injector-fixtures.js';
-import { spawnMeshlet } from '../helpers/meshlet-process.js';
+import { spawnMeshlet } from '../../tools/meshlet-process.js';
 import { makeCertDir, WebhookClient } from '../helpers/webhook-kit.js';
 
 const FIXED_RATE_PER_S = 500;

@@ -7,7 +7,7 @@ import { connect, createServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { generateCertificates, writeCertificates } from '../../src/certs/forge.js';
-import { runMeshlet } from '../helpers/run-meshlet.js';
+import { runMeshlet } from '../../tools/meshlet-process.js';
 
 const SERVER_AUTH_OID = '1.3.6.1.5.5.7.3.1';
 

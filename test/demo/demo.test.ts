@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { REPO_ROOT } from '../helpers/meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 
 /** The whole demo as a newcomer runs it (`npm run demo`), as a real process with output to a pipe. */
 async function runDemo(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {

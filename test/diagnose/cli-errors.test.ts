@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { spawnMeshlet } from '../helpers/meshlet-process.js';
+import { runMeshlet } from '../../tools/meshlet-process.js';
 import { startDiagnoseCluster } from './cluster-fixture.js';
 import { connectCluster } from '../../src/diagnose/cluster.js';
 import { diagnoseService } from '../../src/diagnose/diagnose.js';
@@ -14,17 +14,10 @@ t.test('a Service that does not exist is a clear error (exit 1), a missing SERVI
   const dir = await mkdtemp(join(tmpdir(), 'meshlet-diagnose-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const kubeconfig = await cluster.api.writeKubeconfig(dir);
-  const run = async (args: string[]) => {
-    const child = spawnMeshlet(args);
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    return { code, stderr };
-  };
-  const missing = await run(['diagnose', 'nope', '-n', 'demo', '--kubeconfig', kubeconfig, '--window', '0']);
+  const missing = await runMeshlet(['diagnose', 'nope', '-n', 'demo', '--kubeconfig', kubeconfig, '--window', '0']);
   t.equal(missing.code, 1);
   t.match(missing.stderr, 'service demo/nope: not found (404)');
-  const usage = await run(['diagnose', '--kubeconfig', kubeconfig, '--window', 'soon']);
+  const usage = await runMeshlet(['diagnose', '--kubeconfig', kubeconfig, '--window', 'soon']);
   t.equal(usage.code, 2);
   t.match(usage.stderr, 'SERVICE is required');
   t.match(usage.stderr, '--window: "soon" is not valid; allowed: a duration');

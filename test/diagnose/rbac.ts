@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
 import type { RecordedRequest } from '../helpers/kube-api.js';
-import { REPO_ROOT } from '../helpers/meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 
 interface PolicyRule {
   apiGroups: string[];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { connectCluster } from '../../src/diagnose/cluster.js';
 import { diagnoseService } from '../../src/diagnose/diagnose.js';
 import { formatDiagnosis } from '../../src/diagnose/report.js';
-import { spawnMeshlet } from '../helpers/meshlet-process.js';
+import { runMeshlet, type MeshletRun } from '../../tools/meshlet-process.js';
 import type { DiagnoseCluster } from './cluster-fixture.js';
 
 /** The text report, in-process: the same client library against the same replay server. */
@@ -19,17 +19,11 @@ export async function textReport(cluster: DiagnoseCluster): Promise<string> {
 }
 
 /** Runs the real CLI: `meshlet diagnose web -n demo --kubeconfig FILE --window 1500ms [...]`. */
-export async function runDiagnose(cluster: DiagnoseCluster, extra: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runDiagnose(cluster: DiagnoseCluster, extra: string[] = []): Promise<MeshletRun> {
   const dir = await mkdtemp(join(tmpdir(), 'meshlet-diagnose-'));
   try {
     const kubeconfig = await cluster.api.writeKubeconfig(dir);
-    const child = spawnMeshlet(['diagnose', 'web', '-n', 'demo', '--kubeconfig', kubeconfig, '--window', '1500ms', ...extra]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    return { code, stdout, stderr };
+    return await runMeshlet(['diagnose', 'web', '-n', 'demo', '--kubeconfig', kubeconfig, '--window', '1500ms', ...extra]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

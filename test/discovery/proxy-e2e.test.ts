@@ -34,7 +34,7 @@ t.test('meshlet proxy --kubeconfig: requests naming the Service follow its endpo
   const proxy = await startProxyProcess(['--kubeconfig', kubeconfig, '--namespace', 'demo', '--lb-policy', 'round-robin']);
   t.teardown(() => proxy.stop());
 
-  const traffic = driveTraffic(proxy.port, 'web.demo.svc.cluster.local');
+  const traffic = driveTraffic(proxy.listening['port'], 'web.demo.svc.cluster.local');
   t.teardown(() => traffic.stop());
   await waitUntil(() => traffic.results.length >= 100, 10_000, '100 requests');
   t.same(latest(traffic, 60), new Set([WEB_0, WEB_1]), 'balanced over the two ready Pods; the not-ready one gets nothing');
@@ -56,7 +56,7 @@ t.test('meshlet proxy --kubeconfig: requests naming the Service follow its endpo
   const downAt = performance.now();
   await waitUntil(() => traffic.results.filter((r) => r.at > downAt).length >= 200, 10_000, 'requests while the API is down');
   t.same(servedSince(traffic, downAt + 50), new Set([WEB_0, WEB_2]), 'API down: the last good set keeps serving');
-  const adminPort = (proxy.lines.find((l) => l.msg === 'listening')!.admin as { port: number }).port;
+  const adminPort = proxy.listening['admin'].port as number;
   const staleness = async () => {
     const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     return Number(/^meshlet_discovery_staleness_seconds\{target="demo\/web:80"\} (\S+)$/m.exec(text)?.[1] ?? NaN);
@@ -92,7 +92,7 @@ t.test('gRPC over one HTTP/2 connection: calls naming the Service follow slices 
   const proxy = await startProxyProcess(['--kubeconfig', await api.writeKubeconfig(dir), '--namespace', 'demo', '--lb-policy', 'round-robin']);
   t.teardown(() => proxy.stop());
 
-  const client = createEchoClient(`127.0.0.1:${proxy.port}`, { 'grpc.default_authority': 'echo.demo:50051' });
+  const client = createEchoClient(`127.0.0.1:${proxy.listening['port']}`, { 'grpc.default_authority': 'echo.demo:50051' });
   t.teardown(() => client.close());
   const calls: Array<{ backend?: string; error?: string }> = [];
   let stopped = false;

@@ -1,8 +1,7 @@
 import { once } from 'node:events';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ChildProcess } from 'node:child_process';
-import { spawnMeshlet } from '../helpers/meshlet-process.js';
+import { startMeshlet, type MeshletProcess } from '../../tools/meshlet-process.js';
 
 /** Real HTTP/1.1 backends on distinct loopback addresses sharing one port, like Pods behind a Service. */
 export interface Backends {
@@ -54,56 +53,9 @@ export async function startBackends(addresses: string[]): Promise<Backends> {
   throw new Error(`could not bind backends on ${addresses.join(', ')} with one shared port`);
 }
 
-export interface ProxyProcess {
-  port: number;
-  child: ChildProcess;
-  /** Parsed JSON log lines so far. */
-  lines: Array<Record<string, unknown>>;
-  stop(): Promise<void>;
-}
-
-/** Spawns `meshlet proxy <args>` and resolves once it logs `listening` (with the port). */
-export async function startProxyProcess(args: string[], timeoutMs = 30_000): Promise<ProxyProcess> {
-  const child = spawnMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args]);
-  const lines: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  let buffered = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`meshlet proxy did not log "listening" within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
-    child.stdout!.on('data', (c: Buffer) => {
-      buffered += c.toString();
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        try {
-          const parsed = JSON.parse(line) as Record<string, unknown>;
-          lines.push(parsed);
-          if (parsed.msg === 'listening') {
-            clearTimeout(timer);
-            resolve(parsed.port as number);
-          }
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`meshlet proxy exited with ${code} before listening; stderr: ${stderr}; stdout: ${buffered}`));
-    });
-  });
-  return {
-    port,
-    child,
-    lines,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    },
-  };
+/** `meshlet proxy <args>` on kernel-picked loopback ports (no debug admin); resolves once it logs `listening`. */
+export function startProxyProcess(args: string[]): Promise<MeshletProcess> {
+  return startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args]);
 }
 
 export interface Traffic {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
 import type { V1Pod } from '@kubernetes/client-node';
-import { REPO_ROOT } from './meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 import type { InjectorConfig } from '../../src/inject/settings.js';
 
 export const FIXTURES_DIR = join(REPO_ROOT, 'test', 'fixtures');

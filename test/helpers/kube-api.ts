@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { generateCertificates, type CertificateBundle } from '../../src/certs/forge.js';
-import { REPO_ROOT } from './meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 
 /**
  * A real HTTP server on loopback that speaks the kube-apiserver's list, get and watch protocol, so

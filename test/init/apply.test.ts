@@ -1,6 +1,6 @@
 import t from 'tap';
 import { existsSync, lstatSync } from 'node:fs';
-import { MESHLET_NODE_ARGS, REPO_ROOT } from '../helpers/meshlet-process.js';
+import { MESHLET_NODE_ARGS, REPO_ROOT } from '../../tools/meshlet-process.js';
 import { Netns, NetnsKit, netnsUnsupportedReason, runAsUnsupportedReason, runQuiet, type RunResult } from '../helpers/netns.js';
 
 /**

@@ -1,8 +1,7 @@
 import t from 'tap';
-import { once } from 'node:events';
 import { buildFamilyRuleSet, buildRuleSets, formatDryRun, formatRestoreInput, MESHLET_CHAIN, type RedirectOptions } from '../../sidecar/init/rules.js';
 import { parseCidrList } from '../../src/common/values.js';
-import { spawnMeshlet } from '../helpers/meshlet-process.js';
+import { runMeshlet } from '../../tools/meshlet-process.js';
 
 const BASE: RedirectOptions = { proxyUid: 2102, proxyPort: 15001, outboundPorts: [], skipOutboundPorts: [], skipOutboundCidrs: [] };
 
@@ -82,19 +81,9 @@ t.test('the restore input rebuilds our chain and adds the OUTPUT jump only when 
   t.match(withoutJump, `-A ${MESHLET_CHAIN} -p tcp --dport 22 -j RETURN`);
 });
 
-async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawnMeshlet(['init', ...args]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = (await once(child, 'exit')) as [number];
-  return { code, stdout, stderr };
-}
-
 t.test('meshlet init --dry-run prints the rules of both families as iptables-restore input', async (t) => {
   const args = ['--proxy-uid', '2102', '--proxy-port', '15001', '--skip-outbound-ports', '22', '--skip-outbound-cidrs', '198.18.0.0/15,fd00::/8', '--dry-run'];
-  const { code, stdout, stderr } = await runCli(args);
+  const { code, stdout, stderr } = await runMeshlet(['init', ...args]);
   t.equal(code, 0, stderr);
   const expected = formatDryRun(buildRuleSets({ ...BASE, skipOutboundPorts: [22], skipOutboundCidrs: cidrs('198.18.0.0/15,fd00::/8') }));
   t.equal(stdout, expected);
@@ -104,7 +93,7 @@ t.test('meshlet init --dry-run prints the rules of both families as iptables-res
 });
 
 t.test('meshlet init --dry-run --no-ipv6 prints only IPv4, with --outbound-ports', async (t) => {
-  const { code, stdout, stderr } = await runCli(['--outbound-ports', '50051', '--no-ipv6', '--dry-run']);
+  const { code, stdout, stderr } = await runMeshlet(['init', '--outbound-ports', '50051', '--no-ipv6', '--dry-run']);
   t.equal(code, 0, stderr);
   t.notMatch(stdout, /IPv6/);
   t.match(stdout, '-A MESHLET_OUTPUT -m owner --uid-owner 2102 -j RETURN');
@@ -112,7 +101,7 @@ t.test('meshlet init --dry-run --no-ipv6 prints only IPv4, with --outbound-ports
 });
 
 t.test('bad flag values are all reported at once, naming what is allowed, exit 2', async (t) => {
-  const { code, stdout, stderr } = await runCli(['--proxy-uid', 'root', '--proxy-port', '70000', '--skip-outbound-cidrs', '10.0.0.0/33', '--iptables-backend', 'ebpf', '--dry-run']);
+  const { code, stdout, stderr } = await runMeshlet(['init', '--proxy-uid', 'root', '--proxy-port', '70000', '--skip-outbound-cidrs', '10.0.0.0/33', '--iptables-backend', 'ebpf', '--dry-run']);
   t.equal(code, 2);
   t.equal(stdout, '');
   t.match(stderr, /--proxy-uid: "root" is not valid; allowed: a whole number from 1 to 4294967294/);

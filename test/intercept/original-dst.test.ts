@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { originalDstSupport, readOriginalDst } from '../../sidecar/intercept/original-dst.js';
-import { REPO_ROOT } from '../helpers/meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 import { NetnsKit, netnsUnsupportedReason, waitForJsonLine, type Netns } from '../helpers/netns.js';
 
 /**

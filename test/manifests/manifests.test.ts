@@ -7,7 +7,7 @@ import { parseCommand } from '../../src/common/config.js';
 import { ANNOTATION, NAMESPACE_INJECTION_LABEL } from '../../src/inject/annotations.js';
 import { PROTECTED_NAMESPACES } from '../../src/inject/eligibility.js';
 import { command as webhookCommand, parseWebhookOptions } from '../../src/webhook/main.js';
-import { REPO_ROOT } from '../helpers/meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 
 const DIR = join(REPO_ROOT, 'manifests');
 const load = (file: string) => (loadAll(readFileSync(join(DIR, file), 'utf8')) as any[]).filter((d) => d !== null);

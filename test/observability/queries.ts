@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load as loadYaml } from 'js-yaml';
-import { REPO_ROOT } from '../helpers/meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 
 /** Where a PromQL query lives, for messages: "grafana-dashboard.json panel 3 (p99 latency…)". */
 export interface NamedQuery {

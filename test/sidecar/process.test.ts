@@ -1,42 +1,16 @@
-import { once } from 'node:events';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import type { ChildProcess } from 'node:child_process';
 import t from 'tap';
 import { createEchoClient, startEchoBackend, unaryCall, waitForReady, type EchoBackend } from '../helpers/grpc-echo.js';
-import { spawnMeshlet } from '../helpers/meshlet-process.js';
+import { runMeshlet, startMeshlet, type MeshletProcess } from '../../tools/meshlet-process.js';
 
 /** `meshlet proxy` as a real process: the listening line, the watched upstream file, SIGTERM. */
 
-interface Running {
-  child: ChildProcess;
-  lines: Array<Record<string, any>>;
-  listening: Record<string, any>;
-  exited: Promise<number | null>;
-}
-
-async function startMeshlet(args: string[]): Promise<Running> {
-  const child = spawnMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', '127.0.0.1:0', ...args]);
-  const lines: Array<Record<string, any>> = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const listening = await new Promise<Record<string, any>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 20 s; stderr: ${stderr}`)), 20_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const parsed = JSON.parse(line);
-      lines.push(parsed);
-      if (parsed.msg === 'listening') {
-        clearTimeout(timer);
-        resolve(parsed);
-      }
-    });
-    void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
-  });
-  return { child, lines, listening, exited };
+/** `meshlet proxy <args>` on kernel-picked loopback ports, with the debug view. */
+function startProxy(args: string[]): Promise<MeshletProcess> {
+  return startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', '127.0.0.1:0', ...args], { startTimeoutMs: 20_000 });
 }
 
 async function eventually(check: () => boolean, withinMs: number): Promise<boolean> {
@@ -56,9 +30,9 @@ function writeUpstream(file: string, backends: EchoBackend[]): void {
 
 t.test('logs one listening line with the bound address, port and admin; serves /ready /live /metrics', async (t) => {
   const backend = await startEchoBackend('solo');
-  const m = await startMeshlet(['--upstream', backend.address]);
+  const m = await startProxy(['--upstream', backend.address]);
   t.teardown(async () => {
-    m.child.kill('SIGKILL');
+    await m.stop();
     await backend.close();
   });
   t.match(m.listening, { level: 'info', address: '127.0.0.1', port: Number, admin: { address: '127.0.0.1', port: Number }, debugAdmin: { address: '127.0.0.1', port: Number } });
@@ -82,11 +56,11 @@ t.test('the upstream file is watched: endpoints added and removed without restar
   const backends = await Promise.all(['f1', 'f2', 'f3'].map((n) => startEchoBackend(n)));
   const file = join(dir, 'endpoints.json');
   writeUpstream(file, [backends[0]!]);
-  const m = await startMeshlet(['--upstream', file, '--lb-policy', 'round-robin']);
+  const m = await startProxy(['--upstream', file, '--lb-policy', 'round-robin']);
   const client = createEchoClient(`127.0.0.1:${m.listening.port}`);
   t.teardown(async () => {
     client.close();
-    m.child.kill('SIGKILL');
+    await m.stop();
     await Promise.all(backends.map((b) => b.close()));
   });
   await waitForReady(client);
@@ -116,10 +90,10 @@ t.test('the upstream file is watched: endpoints added and removed without restar
 
 t.test('SIGTERM: keeps serving the open connection (new requests too) until the app closes it, then exits 0', async (t) => {
   const backend = await startEchoBackend('last');
-  const m = await startMeshlet(['--upstream', backend.address, '--shutdown-grace-seconds', '20']);
+  const m = await startProxy(['--upstream', backend.address, '--shutdown-grace-seconds', '20']);
   const session = http2.connect(`http://127.0.0.1:${m.listening.port}`);
   t.teardown(async () => {
-    m.child.kill('SIGKILL');
+    await m.stop();
     await backend.close();
   });
   const client = createEchoClient(`127.0.0.1:${m.listening.port}`);
@@ -139,11 +113,8 @@ t.test('SIGTERM: keeps serving the open connection (new requests too) until the 
 });
 
 t.test('bad flags: exit 2 with every problem on stderr', async (t) => {
-  const child = spawnMeshlet(['proxy', '--listen', 'nowhere', '--lb-policy', 'fastest']);
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const [code] = await once(child, 'exit');
-  t.equal(code, 2);
-  t.match(stderr, /--listen: "nowhere" is not valid/);
-  t.match(stderr, /--lb-policy: "fastest" is not valid; allowed: round-robin, least-request, peak-ewma/);
+  const run = await runMeshlet(['proxy', '--listen', 'nowhere', '--lb-policy', 'fastest']);
+  t.equal(run.code, 2);
+  t.match(run.stderr, /--listen: "nowhere" is not valid/);
+  t.match(run.stderr, /--lb-policy: "fastest" is not valid; allowed: round-robin, least-request, peak-ewma/);
 });

@@ -7,7 +7,7 @@ import { generateCertificates } from '../../src/certs/forge.js';
 import { createLogger } from '../../src/common/logger.js';
 import { publishCaBundle, publishCaBundleWithRetry } from '../../src/webhook/ca-bundle.js';
 import { KubeWebhookApi } from '../helpers/kube-webhook-api.js';
-import { REPO_ROOT } from '../helpers/meshlet-process.js';
+import { REPO_ROOT } from '../../tools/meshlet-process.js';
 import { startTestWebhook } from '../helpers/webhook-kit.js';
 
 const NAME = 'meshlet-injector';
