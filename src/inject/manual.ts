@@ -24,7 +24,8 @@ export const command: CommandSpec = {
     },
     ...INJECTOR_FLAGS,
   },
-  details: `Kinds meshed: ${WORKLOAD_KINDS.join(', ')}; other documents pass through unchanged.
+  details: `Kinds meshed: ${WORKLOAD_KINDS.join(', ')}, also as the items of a List (what kubectl get -o yaml
+prints; the List is kept); other documents pass through unchanged.
 Running the command is the opt-in: a Pod template without meshlet.dev/inject gets "enabled";
 "disabled" is respected. Skips are explained on standard error. A bad meshlet.dev/* value fails
 the whole command (exit 1) and prints nothing on standard output.`,
@@ -51,44 +52,84 @@ export function injectYaml(text: string, config: InjectorConfig, defaultNamespac
   } catch (err) {
     throw new InvalidConfigError([`input is not valid YAML: ${(err as Error).message}`]);
   }
-  const notes: string[] = [];
-  const denials: string[] = [];
+  const found: Findings = { notes: [], denials: [] };
   const output: unknown[] = [];
   documents.forEach((raw, index) => {
     if (raw === null || raw === undefined) return;
     const document = raw as KubernetesDocument;
-    const label = `document ${index + 1} (${[document.kind ?? 'no kind', document.metadata?.name].filter(Boolean).join(' ')})`;
-    if (!isWorkloadKind(document.kind)) {
-      output.push(document);
-      return;
-    }
-    const template = getPodTemplate(document, document.kind);
-    if (!template) {
-      denials.push(`${label}: has no Pod template where a ${document.kind} keeps it`);
-      return;
-    }
-    // Running the command is the opt-in; an explicit value (disabled, or a typo to report) is kept.
-    const annotations = { ...template.metadata?.annotations };
-    annotations[ANNOTATION.inject] ??= INJECT_ENABLED;
-    const optedIn = { ...template, metadata: { ...template.metadata, annotations } } as V1Pod;
-    const namespace = document.metadata?.namespace ?? defaultNamespace;
-    const outcome = injectPod(optedIn, namespace, config, MESHLET_VERSION);
-    switch (outcome.kind) {
-      case 'injected':
-        output.push(withPodTemplate(document, document.kind, outcome.pod));
-        break;
-      case 'skipped':
-        notes.push(`${label}: not meshed: ${outcome.reasons.map((r) => r.message).join('; ')}`);
-        output.push(document);
-        break;
-      case 'denied':
-        denials.push(`${label}: ${outcome.message}`);
-        break;
-    }
+    const label = `document ${index + 1} (${describe(document)})`;
+    const result = isList(document) ? injectList(document, label, config, defaultNamespace, found) : injectDocument(document, label, config, defaultNamespace, found);
+    if (result) output.push(result);
   });
-  if (denials.length > 0) throw new InjectDeniedError(denials);
+  if (found.denials.length > 0) throw new InjectDeniedError(found.denials);
   const yaml = output.map((doc) => dump(doc, { noRefs: true, lineWidth: -1 })).join('---\n');
-  return { yaml, notes };
+  return { yaml, notes: found.notes };
+}
+
+/** What one run found to say: skips (printed on standard error) and denials (which fail the command). */
+interface Findings {
+  notes: string[];
+  denials: string[];
+}
+
+/** `kubectl get ... -o yaml` wraps what it prints in `apiVersion: v1, kind: List, items: [...]`. */
+function isList(document: KubernetesDocument): boolean {
+  return document.kind === 'List' && (document.apiVersion === undefined || document.apiVersion === 'v1');
+}
+
+function describe(document: KubernetesDocument): string {
+  return [document.kind ?? 'no kind', document.metadata?.name].filter(Boolean).join(' ');
+}
+
+/** Meshes each item of a List as if it were its own document; the List wrapper is kept. */
+function injectList(list: KubernetesDocument, label: string, config: InjectorConfig, defaultNamespace: string, found: Findings): KubernetesDocument | undefined {
+  const items = list['items'] ?? [];
+  if (!Array.isArray(items)) {
+    found.denials.push(`${label}: items is not a list of objects; a List keeps its objects in items: [...]`);
+    return undefined;
+  }
+  const injected: unknown[] = [];
+  items.forEach((raw: unknown, index) => {
+    if (raw === null || typeof raw !== 'object') {
+      found.denials.push(`${label} item ${index + 1}: is not an object; a List item is a Kubernetes object`);
+      return;
+    }
+    const item = raw as KubernetesDocument;
+    const itemLabel = `${label} item ${index + 1} (${describe(item)})`;
+    if (isList(item)) {
+      found.denials.push(`${itemLabel}: a List inside a List is not supported; put its items in the outer List or in their own documents`);
+      return;
+    }
+    const result = injectDocument(item, itemLabel, config, defaultNamespace, found);
+    if (result) injected.push(result);
+  });
+  return { ...list, items: injected };
+}
+
+/** The document meshed, or unchanged when it is not a workload or is skipped; undefined when denied. */
+function injectDocument(document: KubernetesDocument, label: string, config: InjectorConfig, defaultNamespace: string, found: Findings): KubernetesDocument | undefined {
+  if (!isWorkloadKind(document.kind)) return document;
+  const template = getPodTemplate(document, document.kind);
+  if (!template) {
+    found.denials.push(`${label}: has no Pod template where a ${document.kind} keeps it`);
+    return undefined;
+  }
+  // Running the command is the opt-in; an explicit value (disabled, or a typo to report) is kept.
+  const annotations = { ...template.metadata?.annotations };
+  annotations[ANNOTATION.inject] ??= INJECT_ENABLED;
+  const optedIn = { ...template, metadata: { ...template.metadata, annotations } } as V1Pod;
+  const namespace = document.metadata?.namespace ?? defaultNamespace;
+  const outcome = injectPod(optedIn, namespace, config, MESHLET_VERSION);
+  switch (outcome.kind) {
+    case 'injected':
+      return withPodTemplate(document, document.kind, outcome.pod);
+    case 'skipped':
+      found.notes.push(`${label}: not meshed: ${outcome.reasons.map((r) => r.message).join('; ')}`);
+      return document;
+    case 'denied':
+      found.denials.push(`${label}: ${outcome.message}`);
+      return undefined;
+  }
 }
 
 export async function run(parsed: ParsedCommand): Promise<number> {

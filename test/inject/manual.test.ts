@@ -7,7 +7,7 @@ import { applyPatch, buildPatch } from '../../src/inject/patch.js';
 import { getPodTemplate, isWorkloadKind } from '../../src/inject/workloads.js';
 import { MESHLET_VERSION } from '../../src/common/version.js';
 import { FIXTURES_DIR, GOLDEN_DIR, PINNED_CONFIG } from '../helpers/injector-fixtures.js';
-import { runMeshlet } from '../helpers/run-meshlet.js';
+import { runMeshlet } from '../../tools/meshlet-process.js';
 
 const ALL_KINDS = join(FIXTURES_DIR, 'workloads', 'all-kinds.yaml');
 const PINNED_FLAGS = ['--proxy-image', PINNED_CONFIG.proxyImage];
@@ -73,6 +73,53 @@ t.test('running the output through again changes nothing', async (t) => {
   t.equal(second.code, 0);
   t.same(docs(second.stdout), docs(first.stdout));
   t.match(second.stderr, /document 2 \(Deployment web\): not meshed: Pod already has the meshlet proxy/);
+});
+
+const LIST = join(FIXTURES_DIR, 'workloads', 'list.yaml');
+
+t.test('the items of a List (kubectl get -o yaml) are meshed like documents, and the List is kept', async (t) => {
+  const run = await runMeshlet(['inject', '-f', LIST, ...PINNED_FLAGS]);
+  t.equal(run.code, 0, run.stderr);
+  const input = docs(readFileSync(LIST, 'utf8'));
+  const output = docs(run.stdout);
+  t.same(output.map((d) => d.kind), ['List', 'Job'], 'the List and the document after it come out, in order');
+  const [list, job] = output;
+  t.same(list.metadata, input[0].metadata, 'the List wrapper is kept');
+  t.same(list.items.map((d: any) => `${d.kind}/${d.metadata.name}`), ['Deployment/web', 'Deployment/opted-out', 'Service/web'], 'every item comes out, in order');
+  t.same(names(list.items[0].spec.template.spec.initContainers).slice(0, 2), ['meshlet-init', 'meshlet-proxy'], 'the Deployment item is meshed');
+  t.same(list.items[0].status, input[0].items[0].status, "the item's other fields are kept");
+  t.same(list.items[1], input[0].items[1], 'disabled is respected inside a List');
+  t.same(list.items[2], input[0].items[2], 'a Service item passes through unchanged');
+  t.match(run.stderr, /document 1 \(List\) item 2 \(Deployment opted-out\): not meshed: annotation meshlet.dev\/inject is "disabled"/);
+  t.same(names(job.spec.template.spec.initContainers).slice(0, 2), ['meshlet-init', 'meshlet-proxy'], 'a document after the List is meshed too');
+
+  const alone = await runMeshlet(['inject', '-f', '-', ...PINNED_FLAGS], { stdin: dump(input[0].items[0]) });
+  t.same(list.items[0], docs(alone.stdout)[0], 'an item is meshed exactly as the same object on its own');
+  const again = await runMeshlet(['inject', '-f', '-', ...PINNED_FLAGS], { stdin: run.stdout });
+  t.same(docs(again.stdout), output, 'running the output through again changes nothing');
+  t.match(again.stderr, /document 1 \(List\) item 1 \(Deployment web\): not meshed: Pod already has the meshlet proxy/);
+
+  const goldenPath = join(GOLDEN_DIR, 'workloads-list.yaml');
+  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(goldenPath, output.map((d) => dump(d, { noRefs: true, lineWidth: -1 })).join('---\n'));
+  t.ok(existsSync(goldenPath), 'golden exists (UPDATE_GOLDEN=1 writes it)');
+  t.same(output, docs(readFileSync(goldenPath, 'utf8')), 'matches the reviewed golden');
+});
+
+t.test('a List inside a List, a List item that is not an object, or a bad item fails the command naming the item', async (t) => {
+  const bad = dump({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [{ apiVersion: 'v1', kind: 'List', items: [] }, 'web', loadAll(readFileSync(join(FIXTURES_DIR, 'workloads', 'bad-annotations.yaml'), 'utf8'))[0]],
+  });
+  const run = await runMeshlet(['inject', '-f', '-'], { stdin: bad });
+  t.equal(run.code, 1);
+  t.equal(run.stdout, '', 'no YAML is printed');
+  t.match(run.stderr, /document 1 \(List\) item 1 \(List\): a List inside a List is not supported; put its items in the outer List or in their own documents/);
+  t.match(run.stderr, /document 1 \(List\) item 2: is not an object/);
+  t.match(run.stderr, /document 1 \(List\) item 3 \(Deployment web\): meshlet.dev\/proxy-memory-limit: "lots" is not valid/);
+  const notAList = await runMeshlet(['inject', '-f', '-'], { stdin: 'apiVersion: v1\nkind: List\nitems: {web: 1}\n' });
+  t.equal(notAList.code, 1);
+  t.match(notAList.stderr, /document 1 \(List\): items is not a list of objects/);
 });
 
 t.test('bad annotations fail the command with every problem and print no YAML', async (t) => {
