@@ -1,413 +1,581 @@
-import http2, {
-  type ClientHttp2Stream,
-  type Http2Server,
-  type IncomingHttpHeaders,
-  type IncomingHttpStatusHeader,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
 import type { Socket } from 'node:net';
 import { NoEndpointsError } from '../../src/common/errors.js';
 import { PROTOCOL_INDEX } from '../admin/metrics.js';
 import type { EndpointStats } from '../balancer/endpoint-stats.js';
 import { OUTCOME, type Outcome, type TargetBalancer } from '../balancer/target-balancer.js';
 import type { RouteResult } from '../balancer/target-registry.js';
-import { H2_WINDOW_BYTES, type PooledSession } from '../upstream/h2-pool.js';
+import { H2Connection, H2ProtocolError, MAX_HEADER_LIST_BYTES, type StreamEvents } from '../h2/connection.js';
+import { ERROR_CODE, errorCodeName } from '../h2/frame.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES, type UpstreamConnection, type UpstreamLink } from '../upstream/h2-pool.js';
 import type { ConnectionContext } from './connection-context.js';
 import { GRPC_STATUS, encodeGrpcMessage, isEndpointFailure, parseGrpcTimeoutMs } from './grpc-status.js';
+import { H2Leg, type LegOwner } from './h2-leg.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
 import { keepForReplay } from './replay.js';
-
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** Streams one app connection may have open at once. */
 const DOWNSTREAM_MAX_STREAMS = 1000;
 
-const CONTEXT = Symbol('meshlet.connectionContext');
-const FORWARD = Symbol('meshlet.forward');
-
-type DownSession = ServerHttp2Session & { [CONTEXT]?: ConnectionContext };
-type DownStream = ServerHttp2Stream & { [FORWARD]?: Forward };
-type UpStream = ClientHttp2Stream & { [FORWARD]?: Forward };
+type AppConnection = H2Connection<Exchange, ConnectionContext>;
+type Upstream = UpstreamConnection<Exchange>;
 
 /**
- * The state of one app request while it is relayed. Listeners are module-level functions reading
- * this object from the stream they fire on, so a request allocates this and its streams, no closures.
+ * One app request while it is relayed: the client's stream on the app connection, the stream of
+ * the current attempt on an upstream connection, and a leg per direction. Frames are relayed with
+ * their stream ids remapped; no stream object exists on either side.
  */
-class Forward {
-  up: UpStream | undefined = undefined;
+class Exchange implements LegOwner {
+  /** App → endpoint: the request body and trailers. */
+  readonly req: H2Leg;
+  /** Endpoint → app: the response body and trailers. */
+  readonly res: H2Leg;
+  up: Upstream | undefined = undefined;
+  upId = 0;
+  /** A stream slot is held on `up`. */
+  upOpen = false;
+  /** The app's stream is still open (in down.streams). */
+  downOpen = true;
+  balancer: TargetBalancer | undefined = undefined;
   stats: EndpointStats | undefined = undefined;
   startedAt = 0;
-  /** When this attempt went out on an established upstream session: the balancer's latency sample starts here. */
+  /** When this attempt went out on an established upstream connection: latency samples start here. */
   sentAt = 0;
   respondedAt = 0;
   status = 0;
   grpcStatus = '';
-  trailers: IncomingHttpHeaders | undefined = undefined;
-  /** The app finished sending its request body. */
-  downEnded: boolean;
-  /** Body chunks forwarded so far, while a retry is still possible (null once not). */
+  /** Body chunks received so far, while a retry is still possible (null once not). */
   replay: Buffer[] | null = [];
   replayBytes = 0;
-  pumping = false;
   retried = false;
-  upEnded = false;
-  upError: Error | undefined = undefined;
-  /** The proxy ended the upstream call itself (client cancel or deadline). */
-  abandoned = false;
+  /** The app gave up (reset, connection gone, deadline): the upstream call is being ended. */
+  cancelled = false;
   deadline: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly relay: Http2Relay,
-    readonly down: DownStream,
-    readonly headers: IncomingHttpHeaders,
-    readonly authority: string | undefined,
+    readonly down: AppConnection,
+    readonly downId: number,
+    /** Request fields, kept for a retry. */
+    readonly fields: string[],
     readonly isGrpc: boolean,
-    readonly balancer: TargetBalancer | undefined,
-    endStream: boolean,
   ) {
-    this.downEnded = endStream;
+    this.req = new H2Leg(this);
+    this.req.from = down;
+    this.req.fromId = downId;
+    this.res = new H2Leg(this);
+    this.res.sendWindow = down.peerInitialWindow;
+  }
+
+  legEnded(leg: H2Leg): void {
+    if (leg === this.req) this.relay.closeUpIfDone(this);
+    else this.relay.closeDownIfDone(this);
   }
 }
 
 /**
- * HTTP/2 and gRPC: terminates the app's connection and forwards each stream to the endpoint picked
- * for it, over pooled upstream sessions. Headers, -bin metadata, bodies, trailers and resets pass
- * through; flow control is respected both ways (a stream is paused while the other side is full).
+ * HTTP/2 and gRPC at the frame level: terminates the app's connection, and for each stream picks
+ * an endpoint, opens a stream on a pooled upstream connection and relays HEADERS, DATA, trailers
+ * and resets with the stream id remapped. Headers are decoded (HPACK state is per connection) and
+ * encoded again; bodies pass through untouched. Flow control holds on both sides: credit goes back
+ * only for bytes passed on.
  */
 export class Http2Relay implements ProtocolHandler {
-  private readonly server: Http2Server;
-  private pendingContext: ConnectionContext | undefined;
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly connections = new Set<AppConnection>();
+  private readonly appEvents: StreamEvents<Exchange, ConnectionContext>;
+  readonly upstreamEvents: StreamEvents<Exchange, UpstreamLink>;
 
   constructor(readonly deps: RelayDeps) {
-    this.server = http2.createServer({
-      settings: { maxConcurrentStreams: DOWNSTREAM_MAX_STREAMS, initialWindowSize: H2_WINDOW_BYTES, enablePush: false },
-      maxSessionMemory: 64,
-    });
-    this.server.on('session', (session: DownSession) => {
-      session[CONTEXT] = this.pendingContext;
-      this.sessions.add(session);
-      session.on('error', (err) => this.deps.log.debug({ err, connId: session[CONTEXT]?.connId }, 'app session error'));
-      session.once('close', () => this.sessions.delete(session));
-      session.once('connect', () => session.setLocalWindowSize(H2_WINDOW_BYTES * 4));
-    });
-    this.server.on('stream', (stream: DownStream, headers: IncomingHttpHeaders, flags: number) => this.onStream(stream, headers, flags));
+    this.appEvents = new AppSide(this);
+    this.upstreamEvents = new UpstreamSide(this);
   }
 
   handle(socket: Socket, ctx: ConnectionContext): void {
-    this.pendingContext = ctx;
-    this.server.emit('connection', socket);
-    this.pendingContext = undefined;
+    const conn: AppConnection = new H2Connection(
+      socket,
+      this.appEvents,
+      { role: 'server', initialWindowBytes: H2_STREAM_WINDOW_BYTES, connectionWindowBytes: H2_CONNECTION_WINDOW_BYTES, maxConcurrentStreams: DOWNSTREAM_MAX_STREAMS },
+      ctx,
+    );
+    this.connections.add(conn);
   }
 
   close(): void {
-    for (const session of this.sessions) session.close();
+    for (const conn of this.connections) conn.shutdown();
   }
 
-  private onStream(down: DownStream, headers: IncomingHttpHeaders, flags: number): void {
-    down.on('error', ignoreError);
-    const ctx = (down.session as DownSession)[CONTEXT]!;
-    const authority = headers[':authority'] ?? headers.host;
-    const contentType = headers['content-type'];
-    const isGrpc = typeof contentType === 'string' && contentType.startsWith('application/grpc');
-    const route = this.deps.registry.route(ctx, authority);
+  forget(conn: AppConnection): void {
+    this.connections.delete(conn);
+  }
+
+  // ------------------------------------------------------------------ a new request
+
+  open(down: AppConnection, downId: number, fields: string[], endStream: boolean): void {
+    let authority: string | undefined;
+    let host: string | undefined;
+    let contentType: string | undefined;
+    let grpcTimeout: string | undefined;
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i]!;
+      if (name === ':authority') authority = fields[i + 1];
+      else if (name === 'content-type') contentType = fields[i + 1];
+      else if (name === 'host') host = fields[i + 1];
+      else if (name === 'grpc-timeout') grpcTimeout = fields[i + 1];
+    }
+    authority ??= host;
+    const isGrpc = contentType !== undefined && contentType.startsWith('application/grpc');
+    const ex = new Exchange(this, down, downId, fields, isGrpc);
+    down.streams.set(downId, ex);
+    if (endStream) ex.req.endReceived = true;
+    ex.startedAt = performance.now();
+    if (isGrpc && grpcTimeout !== undefined) {
+      const timeoutMs = parseGrpcTimeoutMs(grpcTimeout);
+      if (timeoutMs !== undefined) ex.deadline = setTimeout(onDeadline, timeoutMs, ex).unref();
+    }
+    const route = this.deps.registry.route(down.context, authority);
     if (route instanceof Promise) {
       route.then(
-        (resolved) => this.begin(down, headers, flags, authority, isGrpc, resolved),
-        (err) => this.deps.log.error({ err }, 'route lookup failed'),
+        (resolved) => this.begin(ex, authority, resolved),
+        (err: Error) => {
+          this.deps.log.error({ err, authority }, 'route lookup failed');
+          this.fail(ex, 502, `meshlet: cannot route "${authority ?? ''}": ${err.message}`);
+        },
       );
     } else {
-      this.begin(down, headers, flags, authority, isGrpc, route);
+      this.begin(ex, authority, route);
     }
   }
 
-  private begin(down: DownStream, headers: IncomingHttpHeaders, flags: number, authority: string | undefined, isGrpc: boolean, balancer: RouteResult): void {
+  private begin(ex: Exchange, authority: string | undefined, balancer: RouteResult): void {
+    if (!ex.downOpen) return;
     if (balancer === null) {
       this.deps.metrics.proxyError('unknown', 'unknown-target');
-      replyError(down, isGrpc, 502, `meshlet: no target known for authority "${authority ?? ''}" and the connection has no original destination`);
+      this.fail(ex, 502, `meshlet: no target known for authority "${authority ?? ''}" and the connection has no original destination`);
       return;
     }
-    if (balancer.isPassthrough) this.deps.metrics.passthrough(isGrpc ? 'grpc' : 'http2', 'unknown-target');
-    if (down.closed || down.destroyed) return;
-    const fwd = new Forward(this, down, headers, authority, isGrpc, balancer, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
-    down[FORWARD] = fwd;
-    down.on('close', onDownClose);
-    down.on('wantTrailers', onDownWantTrailers);
-    fwd.startedAt = performance.now();
-    const timeoutMs = isGrpc ? parseGrpcTimeoutMs(headers['grpc-timeout']) : undefined;
-    if (timeoutMs !== undefined) fwd.deadline = setTimeout(onDeadline, timeoutMs, fwd).unref();
-    const pick = balancer.pick(fwd.startedAt);
+    if (balancer.isPassthrough) this.deps.metrics.passthrough(ex.isGrpc ? 'grpc' : 'http2', 'unknown-target');
+    ex.balancer = balancer;
+    const pick = balancer.pick(ex.startedAt);
     if (pick.kind === 'unavailable') {
       this.deps.metrics.proxyError(balancer.id, 'no-endpoints');
-      this.fail(fwd, 503, new NoEndpointsError(balancer.id, pick.reason).message);
+      this.fail(ex, 503, new NoEndpointsError(balancer.id, pick.reason).message);
       return;
     }
-    this.dispatch(fwd, pick.endpoint);
+    this.dispatch(ex, pick.endpoint);
   }
 
-  dispatch(fwd: Forward, stats: EndpointStats): void {
-    fwd.stats = stats;
-    stats.metrics.request(fwd.isGrpc ? PROTOCOL_INDEX.grpc : PROTOCOL_INDEX.http2);
-    this.acquire(fwd, stats);
+  private dispatch(ex: Exchange, stats: EndpointStats): void {
+    ex.stats = stats;
+    stats.metrics.request(ex.isGrpc ? PROTOCOL_INDEX.grpc : PROTOCOL_INDEX.http2);
+    this.acquire(ex, stats);
   }
 
-  private acquire(fwd: Forward, stats: EndpointStats): void {
-    const acquired = stats.upstream.h2.acquire();
+  private acquire(ex: Exchange, stats: EndpointStats): void {
+    const acquired = stats.upstream.h2.acquire(this.upstreamEvents);
     if (acquired instanceof Promise) {
       acquired.then(
-        () => this.acquire(fwd, stats),
-        (err: Error) => this.connectFailed(fwd, stats, err),
+        () => this.acquire(ex, stats),
+        (err: Error) => this.connectFailed(ex, stats, err),
       );
     } else {
-      this.start(fwd, stats, acquired);
+      this.start(ex, acquired);
     }
   }
 
-  private start(fwd: Forward, stats: EndpointStats, pooled: PooledSession): void {
-    const down = fwd.down;
-    if (down.closed || down.destroyed || fwd.abandoned) {
-      this.settle(fwd, OUTCOME.cancelled);
+  /** Opens the attempt's stream on `up`: HEADERS, then whatever body arrived meanwhile. */
+  private start(ex: Exchange, up: Upstream): void {
+    if (ex.cancelled || !ex.downOpen) {
+      this.settle(ex, OUTCOME.cancelled);
       return;
     }
-    const replay = fwd.replay;
-    const hasReplay = replay !== null && replay.length > 0;
-    let up: UpStream;
-    try {
-      up = stats.upstream.h2.request(pooled, fwd.headers, fwd.downEnded && !hasReplay);
-    } catch (err) {
-      this.connectFailed(fwd, stats, err as Error);
-      return;
-    }
-    fwd.up = up;
-    fwd.sentAt = performance.now();
-    fwd.upEnded = false;
-    fwd.upError = undefined;
-    up[FORWARD] = fwd;
-    up.on('response', onUpResponse);
-    up.on('trailers', onUpTrailers);
-    up.on('data', onUpData);
-    up.on('end', onUpEnd);
-    up.on('error', onUpError);
-    up.on('close', onUpClose);
-    if (hasReplay) {
-      for (const chunk of replay!) up.write(chunk);
-      if (fwd.downEnded) up.end();
-    }
-    if (!fwd.pumping && !fwd.downEnded) {
-      fwd.pumping = true;
-      down.on('data', onDownData);
-      down.on('end', onDownEnd);
-    } else if (fwd.pumping && !fwd.downEnded) {
-      down.resume();
+    const upId = up.context.pool.open(up, ex);
+    ex.up = up;
+    ex.upId = upId;
+    ex.upOpen = true;
+    const req = ex.req;
+    const replay = ex.retried ? ex.replay : null;
+    req.attach(up, upId, up.peerInitialWindow, replay ?? undefined, ex.replayBytes);
+    const res = ex.res;
+    res.from = up;
+    res.fromId = upId;
+    const endNow = req.endReceived && req.queued === 0 && req.trailers === undefined;
+    up.writeHeaders(upId, ex.fields, endNow);
+    ex.sentAt = performance.now();
+    if (endNow) {
+      req.endSent = true;
+    } else {
+      req.flush();
     }
   }
 
-  private connectFailed(fwd: Forward, stats: EndpointStats, err: Error): void {
-    this.settle(fwd, OUTCOME.connectFailure);
-    if (this.retry(fwd, stats, 'connect-failure')) return;
-    this.deps.metrics.proxyError(fwd.balancer!.id, 'connect-failure');
-    this.fail(fwd, 502, `meshlet: ${err.message}`);
+  private connectFailed(ex: Exchange, stats: EndpointStats, err: Error): void {
+    this.settle(ex, OUTCOME.connectFailure);
+    if (this.retry(ex, stats, 'connect-failure')) return;
+    this.deps.metrics.proxyError(ex.balancer!.id, 'connect-failure');
+    this.fail(ex, 502, `meshlet: ${err.message}`);
   }
 
   /** Retries once on another endpoint, when the budget allows; true when a retry is under way. */
-  retry(fwd: Forward, failed: EndpointStats, reason: string): boolean {
-    const balancer = fwd.balancer!;
-    if (fwd.retried || fwd.abandoned || fwd.replay === null || fwd.down.closed || fwd.down.destroyed) return false;
+  retry(ex: Exchange, failed: EndpointStats, reason: string): boolean {
+    const balancer = ex.balancer!;
+    if (ex.retried || ex.cancelled || ex.replay === null || !ex.downOpen) return false;
     const now = performance.now();
     if (!balancer.retryBudget.tryWithdraw(now)) return false;
     const pick = balancer.pickOther(failed, now);
     if (pick.kind === 'unavailable') return false;
-    fwd.retried = true;
+    ex.retried = true;
     this.deps.metrics.retry(balancer.id, reason);
-    this.dispatch(fwd, pick.endpoint);
+    this.dispatch(ex, pick.endpoint);
     return true;
   }
 
+  // ------------------------------------------------------------------ endings
+
   /** Ends the current attempt's accounting on its endpoint (exactly once per attempt). */
-  settle(fwd: Forward, outcome: Outcome): void {
-    const stats = fwd.stats;
+  settle(ex: Exchange, outcome: Outcome): void {
+    const stats = ex.stats;
     if (stats === undefined) return;
-    fwd.stats = undefined;
+    ex.stats = undefined;
     const now = performance.now();
-    const latency = (fwd.respondedAt > 0 ? fwd.respondedAt : now) - (fwd.sentAt > 0 ? fwd.sentAt : fwd.startedAt);
-    fwd.sentAt = 0;
-    if (fwd.respondedAt > 0) stats.metrics.response(fwd.status, fwd.grpcStatus, (now - fwd.startedAt) / 1000);
-    fwd.balancer!.finish(stats, latency, outcome, now);
+    const latency = (ex.respondedAt > 0 ? ex.respondedAt : now) - (ex.sentAt > 0 ? ex.sentAt : ex.startedAt);
+    ex.sentAt = 0;
+    if (ex.respondedAt > 0) stats.metrics.response(ex.status, ex.grpcStatus, (now - ex.startedAt) / 1000);
+    ex.balancer!.finish(stats, latency, outcome, now);
+  }
+
+  /** Gives the attempt's upstream stream slot back, resetting the stream with `resetCode` when given. */
+  closeUp(ex: Exchange, resetCode?: number): void {
+    if (!ex.upOpen) return;
+    ex.upOpen = false;
+    ex.req.close();
+    const up = ex.up!;
+    if (resetCode !== undefined && !up.isClosed) up.writeReset(ex.upId, resetCode);
+    up.context.pool.release(up, ex.upId);
+  }
+
+  /** Both directions of the upstream stream are done: free its slot. */
+  closeUpIfDone(ex: Exchange): void {
+    if (ex.upOpen && ex.req.endSent && ex.res.endReceived) this.closeUp(ex);
+  }
+
+  /** Ends the app's stream, resetting it with `resetCode` when given. */
+  closeDown(ex: Exchange, resetCode?: number): void {
+    if (!ex.downOpen) return;
+    ex.downOpen = false;
+    if (ex.deadline !== undefined) {
+      clearTimeout(ex.deadline);
+      ex.deadline = undefined;
+    }
+    ex.res.close();
+    const down = ex.down;
+    if (resetCode !== undefined && ex.res.resetCode === undefined && !down.isClosed) down.writeReset(ex.downId, resetCode);
+    down.streams.delete(ex.downId);
+    down.endIfIdle();
+  }
+
+  /**
+   * The app's stream is done once the response ended and the app ended its request. A response
+   * that ended while the app is still sending, with no upstream left to take the rest, resets the
+   * app's stream with NO_ERROR (RFC 9113 8.1: the response stands).
+   */
+  closeDownIfDone(ex: Exchange): void {
+    if (!ex.downOpen || !ex.res.endSent) return;
+    if (ex.req.endReceived) this.closeDown(ex);
+    else if (!ex.upOpen) this.closeDown(ex, ERROR_CODE.NO_ERROR);
+  }
+
+  /** The app reset its stream or its connection went: cancel upstream at once. */
+  cancel(ex: Exchange): void {
+    ex.cancelled = true;
+    this.closeDown(ex);
+    this.closeUp(ex, ERROR_CODE.CANCEL);
+    this.settle(ex, OUTCOME.cancelled);
   }
 
   /** Tells the app its request failed in the proxy: gRPC status 14 (or 4), else an HTTP status or a reset. */
-  fail(fwd: Forward, httpStatus: number, message: string, grpcStatus: string = GRPC_STATUS.UNAVAILABLE): void {
-    if (fwd.deadline !== undefined) clearTimeout(fwd.deadline);
-    const down = fwd.down;
-    if (down.closed || down.destroyed) return;
-    if (!down.headersSent) {
-      replyError(down, fwd.isGrpc, httpStatus, message, grpcStatus);
-    } else if (fwd.isGrpc && !down.writableEnded) {
-      fwd.trailers = { 'grpc-status': grpcStatus, 'grpc-message': encodeGrpcMessage(message) } as IncomingHttpHeaders;
-      down.end();
+  fail(ex: Exchange, httpStatus: number, message: string, grpcStatus: string = GRPC_STATUS.UNAVAILABLE): void {
+    if (!ex.downOpen) return;
+    const down = ex.down;
+    const res = ex.res;
+    if (res.to === undefined) {
+      res.to = down;
+      res.toId = ex.downId;
+      res.from = undefined;
+      if (ex.isGrpc) {
+        down.writeHeaders(ex.downId, [':status', '200', 'content-type', 'application/grpc', 'grpc-status', grpcStatus, 'grpc-message', encodeGrpcMessage(message)], true);
+        res.endReceived = true;
+        res.endSent = true;
+        this.closeDownIfDone(ex);
+      } else {
+        down.writeHeaders(ex.downId, [':status', String(httpStatus), 'content-type', 'text/plain; charset=utf-8'], false);
+        res.push(Buffer.from(`${message}\n`, 'utf8'), 0, true);
+      }
+    } else if (ex.isGrpc && !res.endSent && res.queued === 0) {
+      res.trailers = ['grpc-status', grpcStatus, 'grpc-message', encodeGrpcMessage(message)];
+      res.endReceived = true;
+      res.flush();
     } else {
-      down.close(NGHTTP2_INTERNAL_ERROR);
+      this.closeDown(ex, ERROR_CODE.INTERNAL_ERROR);
+    }
+  }
+
+  // ------------------------------------------------------------------ upstream outcomes
+
+  /** The upstream response ended (END_STREAM received). */
+  responseEnded(ex: Exchange): void {
+    if (ex.deadline !== undefined) {
+      clearTimeout(ex.deadline);
+      ex.deadline = undefined;
+    }
+    this.settle(ex, isEndpointFailure(ex.status, ex.grpcStatus) ? OUTCOME.failure : OUTCOME.success);
+    this.closeUpIfDone(ex);
+  }
+
+  /** The upstream reset the attempt's stream. */
+  upstreamReset(ex: Exchange, code: number): void {
+    this.closeUp(ex);
+    if (ex.cancelled) return;
+    if (code === ERROR_CODE.NO_ERROR && ex.res.endReceived) {
+      // The endpoint answered in full and wants no more of the request (RFC 9113 8.1).
+      this.closeDownIfDone(ex);
+      return;
+    }
+    if (code === ERROR_CODE.NO_ERROR && ex.respondedAt > 0) {
+      // Ended with a NO_ERROR reset instead of END_STREAM (node:http2 servers do this when the
+      // stream window is exhausted as they end): the same to the app, after the body.
+      this.settle(ex, isEndpointFailure(ex.status, ex.grpcStatus) ? OUTCOME.failure : OUTCOME.success);
+      ex.res.endWithReset(code);
+      return;
+    }
+    const stats = ex.stats;
+    this.settle(ex, OUTCOME.failure);
+    if (code === ERROR_CODE.REFUSED_STREAM && ex.respondedAt === 0 && stats !== undefined && this.retry(ex, stats, 'refused-stream')) return;
+    if (code !== ERROR_CODE.NO_ERROR && !(ex.isGrpc && code === ERROR_CODE.REFUSED_STREAM)) {
+      this.closeDown(ex, code);
+      return;
+    }
+    this.deps.metrics.proxyError(ex.balancer!.id, 'upstream-reset');
+    this.fail(ex, 502, `meshlet: endpoint ${stats?.key ?? ''} failed: stream reset with ${errorCodeName(code)}`);
+  }
+
+  /** The attempt's upstream connection went away under it (GOAWAY excluding it, or closed). */
+  upstreamLost(ex: Exchange, neverProcessed: boolean, reason: string): void {
+    this.closeUp(ex);
+    if (ex.cancelled) return;
+    const stats = ex.stats;
+    if (stats === undefined && ex.res.endReceived) {
+      this.closeDownIfDone(ex);
+      return;
+    }
+    this.settle(ex, OUTCOME.failure);
+    if (neverProcessed && ex.respondedAt === 0 && stats !== undefined && this.retry(ex, stats, 'goaway')) return;
+    this.deps.metrics.proxyError(ex.balancer!.id, 'upstream-reset');
+    this.fail(ex, 502, `meshlet: endpoint ${stats?.key ?? ''} failed: ${reason}`);
+  }
+}
+
+function onDeadline(ex: Exchange): void {
+  ex.deadline = undefined;
+  if (!ex.downOpen) return;
+  const relay = ex.relay;
+  ex.cancelled = true;
+  relay.closeUp(ex, ERROR_CODE.CANCEL);
+  relay.settle(ex, OUTCOME.cancelled);
+  relay.fail(ex, 504, 'meshlet: deadline exceeded (grpc-timeout)', GRPC_STATUS.DEADLINE_EXCEEDED);
+}
+
+/** Frames on app connections. */
+class AppSide implements StreamEvents<Exchange, ConnectionContext> {
+  constructor(private readonly relay: Http2Relay) {}
+
+  headers(conn: AppConnection, streamId: number, fields: string[], endStream: boolean): void {
+    const ex = conn.streams.get(streamId);
+    if (ex !== undefined) {
+      if (!endStream || ex.req.endReceived) {
+        ex.relay.cancel(ex);
+        conn.writeReset(streamId, ERROR_CODE.PROTOCOL_ERROR);
+        return;
+      }
+      ex.req.pushTrailers(fields);
+      return;
+    }
+    if ((streamId & 1) === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `the app opened stream ${streamId}; client streams have odd ids`);
+    if (streamId <= conn.lastPeerStreamId) return; // HEADERS on a stream already closed: ignored
+    conn.lastPeerStreamId = streamId;
+    if (conn.goingAway || conn.streams.size >= DOWNSTREAM_MAX_STREAMS) {
+      conn.writeReset(streamId, ERROR_CODE.REFUSED_STREAM);
+      return;
+    }
+    this.relay.open(conn, streamId, fields, endStream);
+  }
+
+  oversizedHeaders(conn: AppConnection, streamId: number, endStream: boolean, message: string): void {
+    const ex = conn.streams.get(streamId);
+    if (ex !== undefined) {
+      ex.relay.cancel(ex);
+      conn.writeReset(streamId, ERROR_CODE.PROTOCOL_ERROR);
+      return;
+    }
+    if ((streamId & 1) === 0 || streamId <= conn.lastPeerStreamId) return;
+    conn.lastPeerStreamId = streamId;
+    // 431, with a body naming the limit; the rest of the request is not wanted.
+    const body = Buffer.from(`meshlet: request ${message}; the limit is ${MAX_HEADER_LIST_BYTES} bytes of header fields\n`, 'utf8');
+    const fitsWindow = body.length <= conn.peerInitialWindow && body.length <= conn.sendWindow && body.length <= conn.peerMaxFrame;
+    conn.writeHeaders(streamId, [':status', '431', 'content-type', 'text/plain; charset=utf-8'], !fitsWindow);
+    if (fitsWindow) conn.writeData(streamId, body, true);
+    if (!endStream) conn.writeReset(streamId, ERROR_CODE.NO_ERROR);
+    this.relay.deps.log.warn({ connId: conn.context.connId, streamId, error: message }, 'app request refused: header fields too large');
+  }
+
+  data(conn: AppConnection, streamId: number, payload: Buffer, flowBytes: number, endStream: boolean): void {
+    const ex = conn.streams.get(streamId);
+    if (ex === undefined || ex.req.endReceived) {
+      conn.credit(flowBytes);
+      return;
+    }
+    if (ex.replay !== null) keepForReplay(ex, payload);
+    ex.req.push(payload, flowBytes, endStream);
+  }
+
+  reset(conn: AppConnection, streamId: number): void {
+    const ex = conn.streams.get(streamId);
+    if (ex !== undefined) ex.relay.cancel(ex);
+  }
+
+  windowUpdate(conn: AppConnection, streamId: number, increment: number): void {
+    const ex = conn.streams.get(streamId);
+    if (ex === undefined) return;
+    ex.res.sendWindow += increment;
+    ex.res.flush();
+  }
+
+  initialWindowChanged(conn: AppConnection, delta: number): void {
+    for (const ex of conn.streams.values()) {
+      ex.res.sendWindow += delta;
+      ex.res.flush();
+    }
+  }
+
+  goaway(): void {
+    // The app will open no more streams; the ones open finish, then the connection closes.
+  }
+
+  closed(conn: AppConnection, error: Error | undefined): void {
+    const relay = this.relay;
+    relay.forget(conn);
+    for (const ex of [...conn.streams.values()]) relay.cancel(ex);
+    if (error instanceof H2ProtocolError) {
+      relay.deps.log.warn({ connId: conn.context.connId, error: error.message }, 'app connection closed: it broke the HTTP/2 protocol');
+    } else if (error !== undefined) {
+      relay.deps.log.debug({ connId: conn.context.connId, err: error }, 'app connection error');
     }
   }
 }
 
-function ignoreError(): void {}
+/** Frames on upstream connections. */
+class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
+  constructor(private readonly relay: Http2Relay) {}
 
-function replyError(down: ServerHttp2Stream, isGrpc: boolean, httpStatus: number, message: string, grpcStatus: string = GRPC_STATUS.UNAVAILABLE): void {
-  if (down.closed || down.destroyed || down.headersSent) return;
-  try {
-    if (isGrpc) {
-      down.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': grpcStatus, 'grpc-message': encodeGrpcMessage(message) }, { endStream: true });
-    } else {
-      down.respond({ ':status': httpStatus, 'content-type': 'text/plain; charset=utf-8' });
-      down.end(`${message}\n`);
+  headers(conn: Upstream, streamId: number, fields: string[], endStream: boolean): void {
+    const ex = conn.streams.get(streamId);
+    if (ex === undefined) return;
+    const relay = this.relay;
+    const res = ex.res;
+    if (ex.respondedAt === 0) {
+      const status = fields[0] === ':status' ? Number(fields[1]) : statusOf(fields);
+      if (status < 200 && !endStream) {
+        // Informational (1xx): passed on; the final response follows.
+        if (ex.downOpen) ex.down.writeHeaders(ex.downId, fields, false);
+        return;
+      }
+      ex.respondedAt = performance.now();
+      ex.status = status;
+      ex.replay = null;
+      if (endStream) ex.grpcStatus = grpcStatusOf(fields);
+      if (ex.downOpen && !ex.cancelled) {
+        res.to = ex.down;
+        res.toId = ex.downId;
+        ex.down.writeHeaders(ex.downId, fields, endStream);
+        if (endStream) res.endSent = true;
+      }
+      if (endStream) {
+        res.endReceived = true;
+        relay.responseEnded(ex);
+        relay.closeDownIfDone(ex);
+      }
+      return;
     }
-  } catch {
-    down.close(NGHTTP2_INTERNAL_ERROR);
+    if (!endStream || res.endReceived) {
+      relay.closeUp(ex, ERROR_CODE.PROTOCOL_ERROR);
+      relay.upstreamReset(ex, ERROR_CODE.PROTOCOL_ERROR);
+      return;
+    }
+    ex.grpcStatus = grpcStatusOf(fields);
+    res.pushTrailers(fields);
+    relay.responseEnded(ex);
+  }
+
+  oversizedHeaders(conn: Upstream, streamId: number, _endStream: boolean, message: string): void {
+    const ex = conn.streams.get(streamId);
+    if (ex === undefined) return;
+    this.relay.closeUp(ex, ERROR_CODE.CANCEL);
+    this.relay.upstreamLost(ex, false, `its response ${message}`);
+  }
+
+  data(conn: Upstream, streamId: number, payload: Buffer, flowBytes: number, endStream: boolean): void {
+    const ex = conn.streams.get(streamId);
+    if (ex === undefined || ex.res.endReceived || !ex.downOpen) {
+      conn.credit(flowBytes);
+      if (ex !== undefined && !ex.downOpen) this.relay.closeUp(ex, ERROR_CODE.CANCEL);
+      return;
+    }
+    if (ex.respondedAt === 0) {
+      conn.credit(flowBytes);
+      this.relay.closeUp(ex, ERROR_CODE.PROTOCOL_ERROR);
+      this.relay.upstreamReset(ex, ERROR_CODE.PROTOCOL_ERROR);
+      return;
+    }
+    ex.res.push(payload, flowBytes, endStream);
+    if (endStream) this.relay.responseEnded(ex);
+  }
+
+  reset(conn: Upstream, streamId: number, code: number): void {
+    const ex = conn.streams.get(streamId);
+    if (ex !== undefined) this.relay.upstreamReset(ex, code);
+  }
+
+  windowUpdate(conn: Upstream, streamId: number, increment: number): void {
+    const ex = conn.streams.get(streamId);
+    if (ex === undefined) return;
+    ex.req.sendWindow += increment;
+    ex.req.flush();
+  }
+
+  initialWindowChanged(conn: Upstream, delta: number): void {
+    for (const ex of conn.streams.values()) {
+      ex.req.sendWindow += delta;
+      ex.req.flush();
+    }
+  }
+
+  goaway(conn: Upstream, lastStreamId: number, code: number, message: string): void {
+    for (const [id, ex] of [...conn.streams]) {
+      if (id > lastStreamId) this.relay.upstreamLost(ex, true, `the endpoint went away before processing the request (GOAWAY ${errorCodeName(code)}: ${message})`);
+    }
+  }
+
+  closed(conn: Upstream, error: Error | undefined): void {
+    const reason = error === undefined ? 'its connection closed' : `its connection failed: ${error.message}`;
+    for (const ex of [...conn.streams.values()]) this.relay.upstreamLost(ex, false, reason);
+    this.relay.deps.log.debug({ err: error }, 'upstream connection closed');
   }
 }
 
-function onDownData(this: DownStream, chunk: Buffer): void {
-  const fwd = this[FORWARD]!;
-  keepForReplay(fwd, chunk);
-  const up = fwd.up;
-  if (up === undefined || up.closed || up.destroyed) {
-    this.pause();
-    return;
-  }
-  if (!up.write(chunk)) {
-    // Listen for 'drain' only when actually full: most requests never need it.
-    this.pause();
-    up.once('drain', onUpDrain);
-  }
+function statusOf(fields: readonly string[]): number {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === ':status') return Number(fields[i + 1]);
+  return 0;
 }
 
-function onDownEnd(this: DownStream): void {
-  const fwd = this[FORWARD]!;
-  fwd.downEnded = true;
-  const up = fwd.up;
-  if (up !== undefined && !up.closed && !up.destroyed) up.end();
-}
-
-function onDownDrain(this: DownStream): void {
-  const up = this[FORWARD]!.up;
-  if (up !== undefined && up.isPaused()) up.resume();
-}
-
-function onDownClose(this: DownStream): void {
-  const fwd = this[FORWARD]!;
-  if (fwd.deadline !== undefined) clearTimeout(fwd.deadline);
-  const up = fwd.up;
-  if (up !== undefined && !up.closed && !up.destroyed) {
-    // The app cancelled (or its connection went): cancel upstream at once.
-    fwd.abandoned = true;
-    up.close(NGHTTP2_CANCEL);
-  } else if (up === undefined) {
-    fwd.abandoned = true;
-  }
-}
-
-function onDownWantTrailers(this: DownStream): void {
-  const fwd = this[FORWARD]!;
-  this.sendTrailers(fwd.trailers ?? {});
-}
-
-function onDeadline(fwd: Forward): void {
-  fwd.deadline = undefined;
-  if (fwd.down.closed || fwd.down.destroyed) return;
-  fwd.abandoned = true;
-  const up = fwd.up;
-  if (up !== undefined && !up.closed && !up.destroyed) up.close(NGHTTP2_CANCEL);
-  fwd.relay.fail(fwd, 504, 'meshlet: deadline exceeded (grpc-timeout)', GRPC_STATUS.DEADLINE_EXCEEDED);
-}
-
-function onUpResponse(this: UpStream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number): void {
-  const fwd = this[FORWARD]!;
-  if (fwd.up !== this) return;
-  fwd.respondedAt = performance.now();
-  fwd.status = headers[':status'] ?? 0;
-  fwd.replay = null;
-  const down = fwd.down;
-  if (down.closed || down.destroyed || fwd.abandoned) return;
-  if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
-    const grpcStatus = headers['grpc-status'];
-    if (typeof grpcStatus === 'string') fwd.grpcStatus = grpcStatus;
-    if (fwd.deadline !== undefined) clearTimeout(fwd.deadline);
-    down.respond(headers, { endStream: true });
-  } else {
-    down.respond(headers, { waitForTrailers: true });
-  }
-}
-
-function onUpData(this: UpStream, chunk: Buffer): void {
-  const fwd = this[FORWARD]!;
-  const down = fwd.down;
-  if (down.closed || down.destroyed || !down.headersSent) return;
-  if (!down.write(chunk)) {
-    this.pause();
-    down.once('drain', onDownDrain);
-  }
-}
-
-function onUpDrain(this: UpStream): void {
-  const down = this[FORWARD]!.down;
-  if (down.isPaused()) down.resume();
-}
-
-function onUpTrailers(this: UpStream, trailers: IncomingHttpHeaders): void {
-  const fwd = this[FORWARD]!;
-  fwd.trailers = trailers;
-  const grpcStatus = trailers['grpc-status'];
-  if (typeof grpcStatus === 'string') fwd.grpcStatus = grpcStatus;
-}
-
-function onUpEnd(this: UpStream): void {
-  const fwd = this[FORWARD]!;
-  fwd.upEnded = true;
-  if (fwd.deadline !== undefined) clearTimeout(fwd.deadline);
-  const down = fwd.down;
-  if (!fwd.abandoned && down.headersSent && !down.writableEnded && !down.closed && !down.destroyed) down.end();
-}
-
-function onUpError(this: UpStream, err: Error): void {
-  this[FORWARD]!.upError = err;
-}
-
-function onUpClose(this: UpStream): void {
-  const fwd = this[FORWARD]!;
-  if (fwd.up !== this) return;
-  const relay = fwd.relay;
-  const stats = fwd.stats!;
-  if (fwd.abandoned) {
-    relay.settle(fwd, OUTCOME.cancelled);
-    return;
-  }
-  const rstCode = this.rstCode ?? 0;
-  if (fwd.upEnded && rstCode === 0) {
-    relay.settle(fwd, isEndpointFailure(fwd.status, fwd.grpcStatus) ? OUTCOME.failure : OUTCOME.success);
-    return;
-  }
-  // Upstream ended abnormally: a reset, a GOAWAY, or the connection went away.
-  const peerReset = (fwd.upError as NodeJS.ErrnoException | undefined)?.code === 'ERR_HTTP2_STREAM_ERROR';
-  const neverProcessed = fwd.respondedAt === 0 && (rstCode === NGHTTP2_REFUSED_STREAM || this.id === undefined || isGoawayExcluded(fwd.upError));
-  relay.settle(fwd, OUTCOME.failure);
-  if (neverProcessed) {
-    fwd.down.pause();
-    if (relay.retry(fwd, stats, rstCode === NGHTTP2_REFUSED_STREAM ? 'refused-stream' : 'goaway')) return;
-  }
-  const down = fwd.down;
-  if (down.closed || down.destroyed) return;
-  if (peerReset && rstCode !== 0 && !(fwd.isGrpc && rstCode === NGHTTP2_REFUSED_STREAM)) {
-    down.close(rstCode);
-    return;
-  }
-  relay.deps.metrics.proxyError(fwd.balancer!.id, 'upstream-reset');
-  const reason = fwd.upError?.message ?? `stream reset with code ${rstCode}`;
-  relay.fail(fwd, 502, `meshlet: endpoint ${stats.key} failed: ${reason}`);
-}
-
-function isGoawayExcluded(err: Error | undefined): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION';
+function grpcStatusOf(fields: readonly string[]): string {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'grpc-status') return fields[i + 1]!;
+  return '';
 }

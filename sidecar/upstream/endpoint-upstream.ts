@@ -35,7 +35,7 @@ export class EndpointUpstream {
   }
 
   get connections(): number {
-    return (this.h2Pool?.connections ?? 0) + (this.h1Pool?.connections ?? 0);
+    return (this.h2Pool?.size ?? 0) + (this.h1Pool?.connections ?? 0);
   }
 
   close(): void {

@@ -1,167 +1,169 @@
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import type { Logger } from '../../src/common/logger.js';
 import { MeshletError } from '../../src/common/errors.js';
 import type { Endpoint } from '../discovery/endpoint-set.js';
+import { H2Connection, type StreamEvents } from '../h2/connection.js';
+import { MAX_STREAM_ID } from '../h2/frame.js';
 
-/** Streams assumed per session until the endpoint's SETTINGS say otherwise. */
-const ASSUMED_MAX_STREAMS = 100;
-/** Never put more than this many streams on one upstream session, whatever the peer allows. */
-const MAX_STREAMS_PER_SESSION = 1000;
-/** An upstream session with no streams for this long is closed. */
+/** Never put more than this many streams on one upstream connection, whatever the peer allows. */
+const MAX_STREAMS_PER_CONNECTION = 1000;
+/** An upstream connection with no streams for this long is closed. */
 export const H2_IDLE_TIMEOUT_MS = 120_000;
-/** Flow-control window we grant upstream sessions and streams (bounded buffering per stream). */
-export const H2_WINDOW_BYTES = 1 << 20;
+/** Flow-control window we grant per stream, on both sides of the relay (bounded buffering per stream). */
+export const H2_STREAM_WINDOW_BYTES = 1 << 20;
+/** Flow-control window we grant per connection: all streams' unforwarded bytes together stay below it. */
+export const H2_CONNECTION_WINDOW_BYTES = 4 << 20;
 
 /** Connecting to an endpoint failed, so nothing was sent: safe to retry elsewhere. */
 export class UpstreamConnectError extends MeshletError {
-  constructor(readonly endpoint: string, cause: unknown) {
+  constructor(
+    readonly endpoint: string,
+    cause: unknown,
+  ) {
     super('MESHLET_UPSTREAM_CONNECT', `cannot connect to ${endpoint}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
   }
 }
 
-export interface PooledSession {
-  readonly session: ClientHttp2Session;
+/** What the pool keeps per upstream connection. */
+export interface UpstreamLink {
+  readonly pool: H2Pool;
+  /** Streams open on it. */
   active: number;
+  /** The peer's max-concurrent-streams, capped. */
   maxStreams: number;
-  /** False once the peer sent GOAWAY or the session failed: no new streams. */
+  /** False once the peer sent GOAWAY, ids ran out, or the pool closed: no new streams. */
   usable: boolean;
+  nextStreamId: number;
 }
 
-const POOLED = Symbol('meshlet.pooledSession');
-type PooledStream = ClientHttp2Stream & { [POOLED]?: PooledSession };
-
-function onPooledStreamClose(this: PooledStream): void {
-  const pooled = this[POOLED];
-  if (pooled) pooled.active--;
-}
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the pool is agnostic of what the relay keeps per stream
+export type UpstreamConnection<S = any> = H2Connection<S, UpstreamLink>;
 
 /**
- * HTTP/2 sessions to one endpoint. A request takes the first usable session with a free stream
- * slot; when every session is at the peer's max-concurrent-streams another is opened. Sessions that
- * received GOAWAY take no new streams and leave the pool when closed.
+ * HTTP/2 connections to one endpoint, spoken at the frame level by the relay. A stream takes the
+ * first usable connection with a free slot; when every one is at the peer's max-concurrent-streams
+ * another is opened. Connections that received GOAWAY take no new streams and close once idle.
  */
 export class H2Pool {
-  private sessions: PooledSession[] = [];
-  private connecting: Promise<PooledSession> | undefined;
+  private connections: UpstreamConnection[] = [];
+  private connecting: Promise<UpstreamConnection> | undefined;
   private closed = false;
-  private readonly authority: string;
 
   constructor(
     private readonly endpoint: Endpoint,
     private readonly connectTimeoutMs: number,
     private readonly log: Logger,
-  ) {
-    this.authority = `http://${endpoint.key}`;
-  }
+  ) {}
 
-  get connections(): number {
-    return this.sessions.length;
+  get size(): number {
+    return this.connections.length;
   }
 
   /**
-   * A session with room for one more stream: at once when pooled, else a promise that settles when
-   * a new session is ready. Waiters should call acquire() again then: the new session may already be
-   * full (its max-concurrent-streams is known only once connected), and then another one opens.
+   * A connection with room for one more stream: at once when pooled, else a promise that settles
+   * when a new one is ready. Waiters should call acquire() again then: the new connection may
+   * already be full (its limit is known only once its SETTINGS arrive), and then another opens.
    */
-  acquire(): PooledSession | Promise<PooledSession> {
-    const sessions = this.sessions;
-    for (let i = 0; i < sessions.length; i++) {
-      const pooled = sessions[i]!;
-      if (pooled.usable && pooled.active < pooled.maxStreams) {
-        if (!pooled.session.destroyed && !pooled.session.closed) return pooled;
-        this.retire(pooled);
-      }
+  acquire<S>(events: StreamEvents<S, UpstreamLink>): UpstreamConnection<S> | Promise<UpstreamConnection<S>> {
+    const connections = this.connections;
+    for (let i = 0; i < connections.length; i++) {
+      const conn = connections[i]!;
+      const link = conn.context;
+      if (link.usable && link.active < link.maxStreams && !conn.isClosed) return conn;
     }
-    this.connecting ??= this.connect().finally(() => {
+    this.connecting ??= this.connect(events).finally(() => {
       this.connecting = undefined;
     });
     return this.connecting;
   }
 
-  /** Opens one stream on `pooled`; its slot is given back when the stream closes. */
-  request(pooled: PooledSession, headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
-    const stream = pooled.session.request(headers, { endStream }) as PooledStream;
-    pooled.active++;
-    stream[POOLED] = pooled;
-    stream.once('close', onPooledStreamClose);
-    return stream;
+  /** Takes a stream slot on `conn` for `stream`; returns the new stream's id. */
+  open<S>(conn: UpstreamConnection<S>, stream: S): number {
+    const link = conn.context;
+    const id = link.nextStreamId;
+    link.nextStreamId += 2;
+    link.active++;
+    conn.streams.set(id, stream);
+    if (link.nextStreamId > MAX_STREAM_ID) this.retire(conn);
+    return id;
   }
 
-  /** Closes every session gracefully: streams in flight finish first. */
+  /** Gives a stream's slot back; a retired connection closes with its last stream. */
+  release(conn: UpstreamConnection, id: number): void {
+    if (!conn.streams.delete(id)) return;
+    const link = conn.context;
+    link.active--;
+    if (!link.usable && link.active === 0) conn.shutdown();
+  }
+
+  /** Closes every connection gracefully: streams in flight finish first. */
   close(): void {
     this.closed = true;
-    for (const pooled of this.sessions) {
-      pooled.usable = false;
-      pooled.session.close();
-    }
+    for (const conn of [...this.connections]) this.retire(conn);
   }
 
-  private connect(): Promise<PooledSession> {
+  private connect<S>(events: StreamEvents<S, UpstreamLink>): Promise<UpstreamConnection<S>> {
     if (this.closed) return Promise.reject(new UpstreamConnectError(this.endpoint.key, new Error('endpoint removed')));
     return new Promise((resolve, reject) => {
       const { host, port } = this.endpoint;
-      const session = http2.connect(this.authority, {
-        settings: { initialWindowSize: H2_WINDOW_BYTES, enablePush: false },
-        maxSessionMemory: 64,
-        createConnection: () => net.connect({ host, port, noDelay: true }),
-      });
-      const pooled: PooledSession = { session, active: 0, maxStreams: ASSUMED_MAX_STREAMS, usable: true };
-      let connected = false;
+      const socket = net.connect({ host, port, noDelay: true });
+      let conn: UpstreamConnection<S> | undefined;
       let settled = false;
-      const timer = setTimeout(() => session.destroy(new Error(`no connection within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
-      timer.unref();
-      // Ready once connected AND the peer's SETTINGS are known, so max-concurrent-streams is real.
-      const settle = () => {
-        if (settled || !connected || session.remoteSettings === undefined || !receivedSettings) return;
+      const settle = (error: Error | undefined) => {
+        if (settled) return;
         settled = true;
         clearTimeout(timer);
+        socket.off('error', onConnectError);
+        if (error !== undefined || conn === undefined) {
+          socket.destroy();
+          reject(new UpstreamConnectError(this.endpoint.key, error ?? new Error('connection closed')));
+          return;
+        }
         if (this.closed) {
-          session.close();
+          conn.shutdown();
           reject(new UpstreamConnectError(this.endpoint.key, new Error('endpoint removed')));
           return;
         }
-        this.sessions.push(pooled);
-        this.log.debug({ endpoint: this.endpoint.key, sessions: this.sessions.length, maxStreams: pooled.maxStreams }, 'upstream session open');
-        resolve(pooled);
+        this.connections.push(conn);
+        this.log.debug({ endpoint: this.endpoint.key, connections: this.connections.length, maxStreams: conn.context.maxStreams }, 'upstream connection open');
+        resolve(conn);
       };
-      let receivedSettings = false;
-      session.on('connect', () => {
-        connected = true;
-        session.setLocalWindowSize(H2_WINDOW_BYTES * 4);
-        settle();
-      });
-      session.on('remoteSettings', (settings) => {
-        const max = settings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS;
-        pooled.maxStreams = max > MAX_STREAMS_PER_SESSION ? MAX_STREAMS_PER_SESSION : max;
-        receivedSettings = true;
-        settle();
-      });
-      session.on('goaway', () => this.retire(pooled));
-      session.on('error', (err) => {
-        if (!settled) {
-          clearTimeout(timer);
-          reject(new UpstreamConnectError(this.endpoint.key, err));
-        }
-        this.log.debug({ endpoint: this.endpoint.key, err }, 'upstream session error');
-      });
-      session.on('close', () => {
-        clearTimeout(timer);
-        if (!settled) reject(new UpstreamConnectError(this.endpoint.key, new Error('connection closed')));
-        this.retire(pooled);
-      });
-      session.setTimeout(H2_IDLE_TIMEOUT_MS, () => {
-        if (pooled.active === 0) {
-          this.retire(pooled);
-          session.close();
-        }
+      const onConnectError = (err: Error) => settle(err);
+      const timer = setTimeout(() => settle(new Error(`no connection within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+      timer.unref();
+      socket.once('error', onConnectError);
+      socket.once('connect', () => {
+        const link: UpstreamLink = { pool: this, active: 0, maxStreams: MAX_STREAMS_PER_CONNECTION, usable: true, nextStreamId: 1 };
+        const opened = new H2Connection<S, UpstreamLink>(
+          socket,
+          events,
+          { role: 'client', initialWindowBytes: H2_STREAM_WINDOW_BYTES, connectionWindowBytes: H2_CONNECTION_WINDOW_BYTES },
+          link,
+        );
+        conn = opened;
+        // Ready once the peer's SETTINGS are known, so max-concurrent-streams is real.
+        opened.onStateChange = (c) => {
+          if (c.isClosed || c.peerGoingAway) {
+            this.retire(c);
+            settle(new Error(c.isClosed ? 'connection closed before its SETTINGS arrived' : 'GOAWAY before its SETTINGS arrived'));
+            return;
+          }
+          const max = c.peerMaxStreams;
+          link.maxStreams = max > MAX_STREAMS_PER_CONNECTION ? MAX_STREAMS_PER_CONNECTION : max;
+          settle(undefined);
+        };
+        socket.setTimeout(H2_IDLE_TIMEOUT_MS, () => {
+          if (link.active === 0) this.retire(opened);
+        });
       });
     });
   }
 
-  private retire(pooled: PooledSession): void {
-    pooled.usable = false;
-    const index = this.sessions.indexOf(pooled);
-    if (index >= 0) this.sessions.splice(index, 1);
+  /** No new streams on `conn`; it closes once its last stream is done. */
+  private retire(conn: UpstreamConnection): void {
+    conn.context.usable = false;
+    const index = this.connections.indexOf(conn);
+    if (index >= 0) this.connections.splice(index, 1);
+    if (conn.context.active === 0) conn.shutdown();
   }
 }
