@@ -20,6 +20,11 @@ import { HeaderListTooLargeError, HpackDecoder, HpackEncoder, HpackError } from 
 export const MAX_HEADER_LIST_BYTES = 256 * 1024;
 /** Encoded header bytes gathered across CONTINUATION frames, at most. */
 const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
+/**
+ * CONTINUATION frames per header block, at most: a legitimate block of MAX_HEADER_BLOCK_BYTES needs
+ * 16 full frames; a stream of tiny or empty ones is the CONTINUATION flood (CVE-2024-27316).
+ */
+const MAX_CONTINUATION_FRAMES = 64;
 /** Queued output above which a connection counts as full: senders wait for 'drain'. */
 const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
 /** How long a connection that sent GOAWAY for an error waits for its peer to read it. */
@@ -102,6 +107,7 @@ export class H2Connection<S, C> {
   private headerEndStream = false;
   private headerParts: Buffer[] = [];
   private headerBytes = 0;
+  private headerFrames = 0;
   private closeError: Error | undefined = undefined;
 
   constructor(
@@ -114,7 +120,7 @@ export class H2Connection<S, C> {
     this.writer = new FrameWriter(socket);
     this.prefaceBytesLeft = options.role === 'server' ? CLIENT_PREFACE.length : 0;
     this.recvWindow = options.connectionWindowBytes;
-    this.creditThreshold = options.connectionWindowBytes >>> 2;
+    this.creditThreshold = options.connectionWindowBytes >>> 4;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('drain', () => this.wake());
@@ -124,6 +130,11 @@ export class H2Connection<S, C> {
     socket.on('close', () => this.onSocketClose());
     this.writePreamble();
     socket.resume();
+  }
+
+  /** DATA bytes the peer sent that we have not passed on yet (they hold its connection window). */
+  get unforwardedBytes(): number {
+    return this.options.connectionWindowBytes - this.recvWindow - this.pendingCredit;
   }
 
   /** The socket has so much queued that streams should wait for 'drain'. */
@@ -373,16 +384,20 @@ export class H2Connection<S, C> {
   private gatherHeaderBlock(fragment: Buffer, flags: number): void {
     const streamId = this.headerStreamId;
     let block = fragment;
-    if ((flags & FLAG.END_HEADERS) === 0 || this.headerParts.length > 0) {
+    if ((flags & FLAG.END_HEADERS) === 0 || this.headerFrames > 0) {
       this.headerBytes += fragment.length;
       if (this.headerBytes > MAX_HEADER_BLOCK_BYTES) {
         throw new H2ProtocolError(ERROR_CODE.ENHANCE_YOUR_CALM, `a header block on stream ${streamId} larger than ${MAX_HEADER_BLOCK_BYTES} bytes`);
       }
-      this.headerParts.push(Buffer.from(fragment));
+      if (++this.headerFrames > MAX_CONTINUATION_FRAMES + 1) {
+        throw new H2ProtocolError(ERROR_CODE.ENHANCE_YOUR_CALM, `a header block on stream ${streamId} in more than ${MAX_CONTINUATION_FRAMES} CONTINUATION frames`);
+      }
+      if (fragment.length > 0) this.headerParts.push(Buffer.from(fragment));
       if ((flags & FLAG.END_HEADERS) === 0) return;
-      block = Buffer.concat(this.headerParts);
+      block = this.headerParts.length === 1 ? this.headerParts[0]! : Buffer.concat(this.headerParts);
       this.headerParts = [];
       this.headerBytes = 0;
+      this.headerFrames = 0;
     }
     this.headerStreamId = 0;
     const fields: string[] = [];

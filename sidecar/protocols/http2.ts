@@ -399,7 +399,11 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       return;
     }
     if ((streamId & 1) === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `the app opened stream ${streamId}; client streams have odd ids`);
-    if (streamId <= conn.lastPeerStreamId) return; // HEADERS on a stream already closed: ignored
+    if (streamId <= conn.lastPeerStreamId) {
+      // Closed, by us or implicitly by a higher id the app used first (RFC 9113 5.1.1).
+      conn.writeReset(streamId, ERROR_CODE.STREAM_CLOSED);
+      return;
+    }
     conn.lastPeerStreamId = streamId;
     if (conn.goingAway || conn.streams.size >= DOWNSTREAM_MAX_STREAMS) {
       conn.writeReset(streamId, ERROR_CODE.REFUSED_STREAM);
@@ -415,7 +419,10 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       conn.writeReset(streamId, ERROR_CODE.PROTOCOL_ERROR);
       return;
     }
-    if ((streamId & 1) === 0 || streamId <= conn.lastPeerStreamId) return;
+    if ((streamId & 1) === 0 || streamId <= conn.lastPeerStreamId) {
+      conn.writeReset(streamId, ERROR_CODE.STREAM_CLOSED);
+      return;
+    }
     conn.lastPeerStreamId = streamId;
     // 431, with a body naming the limit; the rest of the request is not wanted.
     const body = Buffer.from(`meshlet: request ${message}; the limit is ${MAX_HEADER_LIST_BYTES} bytes of header fields\n`, 'utf8');

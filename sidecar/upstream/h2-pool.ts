@@ -12,7 +12,12 @@ export const H2_IDLE_TIMEOUT_MS = 120_000;
 /** Flow-control window we grant per stream, on both sides of the relay (bounded buffering per stream). */
 export const H2_STREAM_WINDOW_BYTES = 1 << 20;
 /** Flow-control window we grant per connection: all streams' unforwarded bytes together stay below it. */
-export const H2_CONNECTION_WINDOW_BYTES = 4 << 20;
+export const H2_CONNECTION_WINDOW_BYTES = 8 << 20;
+/**
+ * A connection holding more unforwarded bytes than this (responses the apps are slow to read)
+ * takes no new streams: they would wait behind the ones filling its window.
+ */
+const BACKLOGGED_BYTES = H2_CONNECTION_WINDOW_BYTES >>> 1;
 
 /** Connecting to an endpoint failed, so nothing was sent: safe to retry elsewhere. */
 export class UpstreamConnectError extends MeshletError {
@@ -41,8 +46,8 @@ export type UpstreamConnection<S = any> = H2Connection<S, UpstreamLink>;
 
 /**
  * HTTP/2 connections to one endpoint, spoken at the frame level by the relay. A stream takes the
- * first usable connection with a free slot; when every one is at the peer's max-concurrent-streams
- * another is opened. Connections that received GOAWAY take no new streams and close once idle.
+ * first usable connection with a free slot and a window not filled by slow readers; when there is
+ * none another is opened. Connections that received GOAWAY take no new streams and close once idle.
  */
 export class H2Pool {
   private connections: UpstreamConnection[] = [];
@@ -69,7 +74,7 @@ export class H2Pool {
     for (let i = 0; i < connections.length; i++) {
       const conn = connections[i]!;
       const link = conn.context;
-      if (link.usable && link.active < link.maxStreams && !conn.isClosed) return conn;
+      if (link.usable && link.active < link.maxStreams && !conn.isClosed && conn.unforwardedBytes < BACKLOGGED_BYTES) return conn;
     }
     this.connecting ??= this.connect(events).finally(() => {
       this.connecting = undefined;
