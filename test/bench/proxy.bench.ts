@@ -3,7 +3,8 @@
  * installed), on loopback, 4 backends, one client connection with 50 concurrent streams. Prints
  * req/s, p50/p99 latency, the proxy's CPU µs per request (its own process CPU time), peak RSS,
  * balance (coefficient of variation of per-endpoint counts), added median latency at a fixed
- * 1,000 req/s, and the share a 20 ms slower endpoint gets with peak-ewma. Asserts nothing.
+ * 1,000 req/s (also in interleaved rounds, beside a plain Node TCP pipe: the floor for any relay
+ * written in Node), and the share a 20 ms slower endpoint gets with peak-ewma. Asserts nothing.
  *
  * Run alone: npm run build && node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
  */
@@ -26,6 +27,8 @@ const GRPC_CALLS = Math.round(REQUESTS / 6);
 const FIXED_RATE_RPS = 1000;
 const FIXED_RATE_SECONDS = 5;
 const SLOW_EXTRA_MS = 20;
+const LATENCY_ROUNDS = 5;
+const LATENCY_ROUND_SECONDS = 3;
 const CLK_TCK = 100;
 /**
  * Node/V8 flags for the proxy process: by default those the injector gives the sidecar
@@ -217,6 +220,43 @@ async function startHaproxy(ports: number[]): Promise<Contender | undefined> {
   return { name: 'haproxy 1 thread', url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
 }
 
+/**
+ * The floor for any relay written in Node: a plain TCP pipe to backend 0 (no HTTP/2 parsing, no
+ * balancing), in its own process with the proxy's Node flags. Only its latency is measured.
+ */
+async function startNodePipe(port: number): Promise<Contender> {
+  const listen = await freePort();
+  const script = `const net=require('node:net');net.createServer({noDelay:true},(a)=>{const b=net.connect({port:${port},host:'127.0.0.1',noDelay:true});a.pipe(b).pipe(a);a.on('error',()=>b.destroy());b.on('error',()=>a.destroy());}).listen(${listen},'127.0.0.1',()=>console.log('up'));`;
+  const child = spawn(process.execPath, [...PROXY_NODE_ARGS, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await once(child.stdout!, 'data');
+  return { name: 'node TCP pipe (1 backend)', url: `http://127.0.0.1:${listen}`, pid: child.pid, stop: () => stopChild(child) };
+}
+
+/**
+ * Added median latency at a fixed rate, measured in interleaved rounds (every contender once per
+ * round) so that a noisy moment on a shared machine does not land on one contender only.
+ */
+async function latencyRounds(direct: Contender, ports: number[], dataFile: string): Promise<void> {
+  const started = [await startMeshletContender(ports, 'round-robin'), await startHaproxy(ports), await startNodePipe(ports[0]!)];
+  const contenders = [direct, ...started.filter((c): c is Contender => c !== undefined)];
+  const p50s = new Map<Contender, number[]>(contenders.map((c) => [c, []]));
+  try {
+    for (const c of contenders) h2load(c.url, dataFile, 1000, { streams: 1, rps: FIXED_RATE_RPS });
+    for (let round = 0; round < LATENCY_ROUNDS; round++) {
+      for (const c of contenders) p50s.get(c)!.push(h2load(c.url, dataFile, FIXED_RATE_RPS * LATENCY_ROUND_SECONDS, { streams: 1, rps: FIXED_RATE_RPS }).p50Ms);
+    }
+  } finally {
+    for (const c of started) await c?.stop();
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const directP50s = p50s.get(direct)!;
+  console.log(`median latency added over direct at a fixed ${FIXED_RATE_RPS} req/s, one stream, ${LATENCY_ROUNDS} interleaved rounds of ${LATENCY_ROUND_SECONDS} s (direct p50 ${median(directP50s).toFixed(3)} ms):`);
+  for (const c of contenders.slice(1)) {
+    const added = p50s.get(c)!.map((p, i) => p - directP50s[i]!);
+    console.log(`  ${c.name.padEnd(26)} ${median(added).toFixed(3)} ms   (per round: ${added.map((a) => a.toFixed(3)).join(' ')})`);
+  }
+}
+
 /** SIGTERM (meshlet exits once its clients are gone), SIGKILL after 5 s. */
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
@@ -288,7 +328,8 @@ async function main(): Promise<void> {
   }
   printTable(rows);
   console.log('CPU µs/req: proxy process user+sys CPU over the h2load run / requests. RSS: VmHWM of the compiled proxy (bin/meshlet.js, as in the image): after the fixed-rate run, then after the saturated runs.');
-  console.log(`+p50 @${FIXED_RATE_RPS}/s: median latency added over direct, one stream at a fixed ${FIXED_RATE_RPS} req/s for ${FIXED_RATE_SECONDS} s.`);
+  console.log(`+p50 @${FIXED_RATE_RPS}/s: median latency added over direct, one stream at a fixed ${FIXED_RATE_RPS} req/s for ${FIXED_RATE_SECONDS} s (one run each; the rounds below are steadier).`);
+  await latencyRounds(direct, ports, dataFile);
 
   // The slow endpoint: one of four answers 20 ms later; peak-ewma should send it little.
   await ask('delay', { index: BACKENDS - 1, delayMs: SLOW_EXTRA_MS });
