@@ -155,6 +155,12 @@ export class H2Pool {
           }
           const max = c.peerMaxStreams;
           link.maxStreams = max > MAX_STREAMS_PER_CONNECTION ? MAX_STREAMS_PER_CONNECTION : max;
+          if (max === 0 && !settled) {
+            // Opening more connections would not help: fail like a refused connection.
+            this.retire(c);
+            settle(new Error('the endpoint allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)'));
+            return;
+          }
           settle(undefined);
         };
         socket.setTimeout(H2_IDLE_TIMEOUT_MS, () => {

@@ -1215,3 +1215,22 @@ t.test('request trailers from the app reach the endpoint after the body, even wh
   t.equal(seen?.body, 'body-then-trailers', 'the endpoint got the body');
   t.equal(seen?.trailers?.['x-checksum'], 'abc123', 'and the trailers after it');
 });
+
+t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a refused connection: no connection churn', async (t) => {
+  let connections = 0;
+  const endpoint = await rawServer(() => {
+    connections++;
+  }, [[3, 0]]);
+  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]));
+  const session = http2.connect(`http://${target}`);
+  session.on('error', () => undefined);
+  t.teardown(async () => {
+    session.destroy();
+    await proxy.close();
+    await endpoint.close();
+  });
+  const reply = await request(session, GET('/nowhere'));
+  t.equal(reply.headers[':status'], 502);
+  t.match(reply.body.toString(), /allows no streams \(SETTINGS_MAX_CONCURRENT_STREAMS 0\)/, 'the body names the problem');
+  t.ok(connections <= 2, `the proxy opened ${connections} connection(s), not one after another`);
+});
