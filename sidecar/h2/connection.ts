@@ -44,7 +44,8 @@ export interface Writable {
 
 /** What happens on a connection's streams; one implementation per side of the relay. */
 export interface StreamEvents<S, C> {
-  headers(conn: H2Connection<S, C>, streamId: number, fields: string[], endStream: boolean): void;
+  /** `neverIndexed`: positions in `fields` the sender marked never-indexed, to forward as such. */
+  headers(conn: H2Connection<S, C>, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void;
   /** A header block on `streamId` was larger than MAX_HEADER_LIST_BYTES: only that stream fails. */
   oversizedHeaders(conn: H2Connection<S, C>, streamId: number, endStream: boolean, message: string): void;
   /** `flowBytes` counts padding too: the handler gives it back with credit() once forwarded. */
@@ -108,6 +109,8 @@ export class H2Connection<S, C> {
   private headerParts: Buffer[] = [];
   private headerBytes = 0;
   private headerFrames = 0;
+  /** Scratch for the decoder's never-indexed positions (almost always left empty). */
+  private readonly neverIndexed: number[] = [];
   private closeError: Error | undefined = undefined;
 
   constructor(
@@ -144,11 +147,11 @@ export class H2Connection<S, C> {
 
   // ------------------------------------------------------------------ writing
 
-  writeHeaders(streamId: number, fields: readonly string[], endStream: boolean): void {
+  writeHeaders(streamId: number, fields: readonly string[], endStream: boolean, neverIndexed?: readonly number[]): void {
     const writer = this.writer;
     const bound = HpackEncoder.maxEncodedLength(fields);
     const start = writer.reserve(FRAME_HEADER_BYTES + bound);
-    const end = this.encoder.encode(fields, writer.slab, start + FRAME_HEADER_BYTES);
+    const end = this.encoder.encode(fields, writer.slab, start + FRAME_HEADER_BYTES, neverIndexed);
     const blockLength = end - start - FRAME_HEADER_BYTES;
     const flags = endStream ? FLAG.END_STREAM : 0;
     if (blockLength <= this.peerMaxFrame) {
@@ -401,8 +404,10 @@ export class H2Connection<S, C> {
     }
     this.headerStreamId = 0;
     const fields: string[] = [];
+    const neverIndexed = this.neverIndexed;
+    neverIndexed.length = 0;
     try {
-      this.decoder.decode(block, fields, MAX_HEADER_LIST_BYTES);
+      this.decoder.decode(block, fields, MAX_HEADER_LIST_BYTES, neverIndexed);
     } catch (err) {
       if (err instanceof HeaderListTooLargeError) {
         this.events.oversizedHeaders(this, streamId, this.headerEndStream, err.message);
@@ -411,7 +416,7 @@ export class H2Connection<S, C> {
       if (err instanceof HpackError) throw new H2ProtocolError(ERROR_CODE.COMPRESSION_ERROR, `stream ${streamId}: ${err.message}`);
       throw err;
     }
-    this.events.headers(this, streamId, fields, this.headerEndStream);
+    this.events.headers(this, streamId, fields, this.headerEndStream, neverIndexed.length > 0 ? neverIndexed.slice() : undefined);
   }
 
   private onSettings(flags: number, streamId: number, buf: Buffer, start: number, end: number): void {

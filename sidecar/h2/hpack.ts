@@ -83,6 +83,8 @@ const STATIC_NAME_INDEX: ReadonlyMap<string, number> = (() => {
 const INDEXED_FIELD = 0x80;
 const LITERAL_WITH_INDEXING = 0x40;
 const TABLE_SIZE_UPDATE = 0x20;
+/** Literal never indexed (RFC 7541 6.2.3): 0001 with a 4-bit name index. */
+const NEVER_INDEXED = 0x10;
 const HUFFMAN_FLAG = 0x80;
 
 /**
@@ -134,8 +136,10 @@ export class HpackDecoder {
    * stripped) and appends [name, value, ...] to `out`. Throws HpackError on anything malformed.
    * `maxListBytes` (RFC 7540 6.5.2 accounting) is checked only after the whole block is decoded, so the
    * dynamic table stays in sync and the connection can survive by refusing just that stream.
+   * `neverIndexed`, when given, receives the position in `out` (of the name) of every field the
+   * sender marked never-indexed, which a relay must forward with the same marking (RFC 7541 6.2.3).
    */
-  decode(block: Buffer | Uint8Array, out: string[], maxListBytes: number = Infinity): void {
+  decode(block: Buffer | Uint8Array, out: string[], maxListBytes: number = Infinity, neverIndexed?: number[]): void {
     if (this.isBroken) throw new HpackError('decoder unusable after an earlier malformed header block');
     this.isBroken = true;
     const bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
@@ -167,8 +171,8 @@ export class HpackDecoder {
         this.updateMaxSize(this.readInteger(bytes, 5));
         continue;
       } else {
-        // Without indexing (0000) and never indexed (0001) decode alike: the flat output has no room for
-        // the never-indexed flag (RFC 7541 6.2.3 asks relays to keep it); our encoder indexes nothing.
+        // Without indexing (0000) and never indexed (0001): the latter is reported by position.
+        if ((first & NEVER_INDEXED) !== 0 && neverIndexed !== undefined) neverIndexed.push(out.length);
         name = this.readLiteralName(bytes, 4);
         value = this.readString(bytes);
       }
@@ -272,7 +276,8 @@ const MAX_INTEGER_OCTETS = 6;
 
 /**
  * Encodes header blocks without a dynamic table: static full matches become one octet, everything
- * else a literal without indexing (static name index when there is one), raw latin1 strings.
+ * else a literal without indexing (static name index when there is one), raw latin1 strings;
+ * fields the sender marked never-indexed keep that marking.
  */
 export class HpackEncoder {
   /** An upper bound of encode()'s output size for `headers` (flat [name, value, ...] array). */
@@ -288,24 +293,31 @@ export class HpackEncoder {
    * Writes the header block for `headers` into `target` from `offset`; returns the offset after it.
    * Names are sent as given (lower-casing is the caller's job); strings are written latin1.
    */
-  encode(headers: readonly string[], target: Buffer, offset: number): number {
+  encode(headers: readonly string[], target: Buffer, offset: number, neverIndexed?: readonly number[]): number {
     let at = offset;
+    // Positions (of names) to send as never-indexed literals, ascending, as the decoder reported them.
+    let sensitiveAt = neverIndexed !== undefined && neverIndexed.length > 0 ? 0 : -1;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const value = headers[i + 1]!;
+      let pattern = 0;
+      if (sensitiveAt >= 0 && neverIndexed![sensitiveAt] === i) {
+        pattern = NEVER_INDEXED;
+        sensitiveAt = sensitiveAt + 1 < neverIndexed!.length ? sensitiveAt + 1 : -1;
+      }
       const nameIndex = STATIC_NAME_INDEX.get(name);
       if (nameIndex === undefined) {
-        target[at++] = 0; // literal without indexing, new name
+        target[at++] = pattern; // literal without indexing (or never indexed), new name
         at = writeRawString(name, target, at);
         at = writeRawString(value, target, at);
         continue;
       }
-      const fullIndex = findStaticValue(nameIndex, name, value);
+      const fullIndex = pattern === 0 ? findStaticValue(nameIndex, name, value) : 0;
       if (fullIndex !== 0) {
         at = writeInteger(fullIndex, 7, INDEXED_FIELD, target, at);
         continue;
       }
-      at = writeInteger(nameIndex, 4, 0, target, at);
+      at = writeInteger(nameIndex, 4, pattern, target, at);
       at = writeRawString(value, target, at);
     }
     return at;

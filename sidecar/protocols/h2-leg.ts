@@ -38,6 +38,7 @@ export class H2Leg implements Writable {
   resetCode: number | undefined = undefined;
   /** Trailers to send after the body, when the sender ended with a HEADERS frame. */
   trailers: string[] | undefined = undefined;
+  trailersNeverIndexed: number[] | undefined = undefined;
   /** Body bytes waiting for window. */
   queued = 0;
   private queue: Buffer[] = [];
@@ -85,8 +86,9 @@ export class H2Leg implements Writable {
   }
 
   /** The sender's trailers: they go out after everything queued. */
-  pushTrailers(fields: string[]): void {
+  pushTrailers(fields: string[], neverIndexed?: number[]): void {
     this.trailers = fields;
+    this.trailersNeverIndexed = neverIndexed;
     this.endReceived = true;
     this.flush();
   }
@@ -137,7 +139,7 @@ export class H2Leg implements Writable {
     this.clearQueue();
     if (!this.endReceived) return;
     if (this.resetCode !== undefined) to.writeReset(this.toId, this.resetCode);
-    else if (this.trailers !== undefined) to.writeHeaders(this.toId, this.trailers, true);
+    else if (this.trailers !== undefined) to.writeHeaders(this.toId, this.trailers, true, this.trailersNeverIndexed);
     else to.writeData(this.toId, EMPTY, true);
     this.ended();
   }

@@ -57,6 +57,7 @@ class Exchange implements LegOwner {
     readonly downId: number,
     /** Request fields, kept for a retry. */
     readonly fields: string[],
+    readonly neverIndexed: number[] | undefined,
     readonly isGrpc: boolean,
   ) {
     this.req = new H2Leg(this);
@@ -109,7 +110,7 @@ export class Http2Relay implements ProtocolHandler {
 
   // ------------------------------------------------------------------ a new request
 
-  open(down: AppConnection, downId: number, fields: string[], endStream: boolean): void {
+  open(down: AppConnection, downId: number, fields: string[], neverIndexed: number[] | undefined, endStream: boolean): void {
     let authority: string | undefined;
     let host: string | undefined;
     let contentType: string | undefined;
@@ -123,7 +124,7 @@ export class Http2Relay implements ProtocolHandler {
     }
     authority ??= host;
     const isGrpc = contentType !== undefined && contentType.startsWith('application/grpc');
-    const ex = new Exchange(this, down, downId, fields, isGrpc);
+    const ex = new Exchange(this, down, downId, fields, neverIndexed, isGrpc);
     down.streams.set(downId, ex);
     if (endStream) ex.req.endReceived = true;
     ex.startedAt = performance.now();
@@ -198,7 +199,7 @@ export class Http2Relay implements ProtocolHandler {
     res.from = up;
     res.fromId = upId;
     const endNow = req.endReceived && req.queued === 0 && req.trailers === undefined;
-    up.writeHeaders(upId, ex.fields, endNow);
+    up.writeHeaders(upId, ex.fields, endNow, ex.neverIndexed);
     ex.sentAt = performance.now();
     if (endNow) {
       req.endSent = true;
@@ -387,7 +388,7 @@ function onDeadline(ex: Exchange): void {
 class AppSide implements StreamEvents<Exchange, ConnectionContext> {
   constructor(private readonly relay: Http2Relay) {}
 
-  headers(conn: AppConnection, streamId: number, fields: string[], endStream: boolean): void {
+  headers(conn: AppConnection, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void {
     const ex = conn.streams.get(streamId);
     if (ex !== undefined) {
       if (!endStream || ex.req.endReceived) {
@@ -395,7 +396,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
         conn.writeReset(streamId, ERROR_CODE.PROTOCOL_ERROR);
         return;
       }
-      ex.req.pushTrailers(fields);
+      ex.req.pushTrailers(fields, neverIndexed);
       return;
     }
     if ((streamId & 1) === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `the app opened stream ${streamId}; client streams have odd ids`);
@@ -409,7 +410,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       conn.writeReset(streamId, ERROR_CODE.REFUSED_STREAM);
       return;
     }
-    this.relay.open(conn, streamId, fields, endStream);
+    this.relay.open(conn, streamId, fields, neverIndexed, endStream);
   }
 
   oversizedHeaders(conn: AppConnection, streamId: number, endStream: boolean, message: string): void {
@@ -482,7 +483,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
 class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
   constructor(private readonly relay: Http2Relay) {}
 
-  headers(conn: Upstream, streamId: number, fields: string[], endStream: boolean): void {
+  headers(conn: Upstream, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void {
     const ex = conn.streams.get(streamId);
     if (ex === undefined) return;
     const relay = this.relay;
@@ -491,7 +492,7 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       const status = fields[0] === ':status' ? Number(fields[1]) : statusOf(fields);
       if (status < 200 && !endStream) {
         // Informational (1xx): passed on; the final response follows.
-        if (ex.downOpen) ex.down.writeHeaders(ex.downId, fields, false);
+        if (ex.downOpen) ex.down.writeHeaders(ex.downId, fields, false, neverIndexed);
         return;
       }
       ex.respondedAt = performance.now();
@@ -501,7 +502,7 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       if (ex.downOpen && !ex.cancelled) {
         res.to = ex.down;
         res.toId = ex.downId;
-        ex.down.writeHeaders(ex.downId, fields, endStream);
+        ex.down.writeHeaders(ex.downId, fields, endStream, neverIndexed);
         if (endStream) res.endSent = true;
       }
       if (endStream) {
@@ -517,7 +518,7 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       return;
     }
     ex.grpcStatus = grpcStatusOf(fields);
-    res.pushTrailers(fields);
+    res.pushTrailers(fields, neverIndexed);
     relay.responseEnded(ex);
   }
 

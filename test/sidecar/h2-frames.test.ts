@@ -1234,3 +1234,24 @@ t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a 
   t.match(reply.body.toString(), /allows no streams \(SETTINGS_MAX_CONCURRENT_STREAMS 0\)/, 'the body names the problem');
   t.ok(connections <= 2, `the proxy opened ${connections} connection(s), not one after another`);
 });
+
+t.test('header fields marked never-indexed (sensitive) stay so across the proxy, both ways', async (t) => {
+  let seenSensitive: unknown;
+  const backend = await startH2Server((stream, headers) => {
+    seenSensitive = headers[http2.sensitiveHeaders];
+    stream.respond({ ':status': 200, 'set-cookie': 'session=s3cret', 'x-plain': 'p', [http2.sensitiveHeaders]: ['set-cookie'] });
+    stream.end('ok');
+  });
+  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
+  const session = http2.connect(`http://${target}`);
+  session.on('error', () => undefined);
+  t.teardown(async () => {
+    session.destroy();
+    await proxy.close();
+    await backend.close();
+  });
+  const reply = await request(session, { ...GET('/sensitive'), authorization: 'Bearer t0ken', 'x-plain': 'p', [http2.sensitiveHeaders]: ['authorization'] });
+  t.equal(reply.body.toString(), 'ok');
+  t.same(seenSensitive, ['authorization'], 'the endpoint received authorization as never-indexed, and only it');
+  t.same(reply.headers[http2.sensitiveHeaders], ['set-cookie'], 'the app received set-cookie as never-indexed, and only it');
+});

@@ -647,3 +647,20 @@ t.test('a real nghttp2 server sees exactly the headers our encoder wrote', async
   await streamsArrived;
   t.same(seen, requests);
 });
+
+t.test('never-indexed fields are reported by position and re-encoded with the same marking (RFC 7541 6.2.3)', async (t) => {
+  const decoder = new HpackDecoder();
+  const out: string[] = [];
+  const neverIndexed: number[] = [];
+  // C.2.3's never-indexed "password: secret" between an indexed :method GET and a plain literal.
+  decoder.decode(hex('82 1008 7061 7373 776f 7264 0673 6563 7265 74 0003 6162 6303 7879 7a'), out, Infinity, neverIndexed);
+  t.same(pairsOf(out), [[':method', 'GET'], ['password', 'secret'], ['abc', 'xyz']]);
+  t.same(neverIndexed, [2], 'the position of the never-indexed name in the flat array');
+  t.equal(decoder.tableSize, 0, 'nothing entered the dynamic table');
+  const target = Buffer.alloc(HpackEncoder.maxEncodedLength(out));
+  const end = new HpackEncoder().encode(out, target, 0, neverIndexed);
+  t.equal(target.subarray(0, end).toString('hex'), '82' + '1008' + '70617373776f7264' + '06' + '736563726574' + '0003616263' + '0378797a', 'same representation out');
+  const withStaticName = Buffer.alloc(64);
+  const n = new HpackEncoder().encode(['authorization', 'Bearer x', 'accept', '*/*'], withStaticName, 0, [0]);
+  t.equal(withStaticName.subarray(0, n).toString('hex'), '1f08' + '08' + Buffer.from('Bearer x').toString('hex') + '0f04' + '03' + Buffer.from('*/*').toString('hex'), 'a static name index (authorization, 23) in the 4-bit never-indexed prefix; accept (19) stays a plain literal');
+});
