@@ -126,7 +126,13 @@ export class H2Connection<S, C> {
     this.creditThreshold = options.connectionWindowBytes >>> 4;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
-    socket.on('drain', () => this.wake());
+    socket.on('drain', () => {
+      try {
+        this.wake();
+      } catch (err) {
+        this.fail(new H2ProtocolError(ERROR_CODE.INTERNAL_ERROR, `meshlet internal error: ${(err as Error).message}`, err));
+      }
+    });
     socket.on('error', (err) => {
       this.closeError ??= err;
     });

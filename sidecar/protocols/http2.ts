@@ -134,13 +134,15 @@ export class Http2Relay implements ProtocolHandler {
     }
     const route = this.deps.registry.route(down.context, authority);
     if (route instanceof Promise) {
-      route.then(
-        (resolved) => this.begin(ex, authority, resolved),
-        (err: Error) => {
-          this.deps.log.error({ err, authority }, 'route lookup failed');
-          this.fail(ex, 502, `meshlet: cannot route "${authority ?? ''}": ${err.message}`);
-        },
-      );
+      route
+        .then(
+          (resolved) => this.begin(ex, authority, resolved),
+          (err: Error) => {
+            this.deps.log.error({ err, authority }, 'route lookup failed');
+            this.fail(ex, 502, `meshlet: cannot route "${authority ?? ''}": ${err.message}`);
+          },
+        )
+        .catch((err: unknown) => this.internalError(ex, err));
     } else {
       this.begin(ex, authority, route);
     }
@@ -173,10 +175,12 @@ export class Http2Relay implements ProtocolHandler {
   private acquire(ex: Exchange, stats: EndpointStats): void {
     const acquired = stats.upstream.h2.acquire(this.upstreamEvents);
     if (acquired instanceof Promise) {
-      acquired.then(
-        () => this.acquire(ex, stats),
-        (err: Error) => this.connectFailed(ex, stats, err),
-      );
+      acquired
+        .then(
+          () => this.acquire(ex, stats),
+          (err: Error) => this.connectFailed(ex, stats, err),
+        )
+        .catch((err: unknown) => this.internalError(ex, err));
     } else {
       this.start(ex, acquired);
     }
@@ -319,6 +323,18 @@ export class Http2Relay implements ProtocolHandler {
     }
   }
 
+  /** A bug of ours surfaced outside a connection's frame handling: this request fails, nothing else. */
+  internalError(ex: Exchange, err: unknown): void {
+    this.deps.log.error({ err }, 'HTTP/2 relay internal error: the request fails, the proxy goes on');
+    try {
+      this.closeUp(ex, ERROR_CODE.INTERNAL_ERROR);
+      this.settle(ex, OUTCOME.failure);
+      this.fail(ex, 502, `meshlet internal error: ${(err as Error)?.message ?? String(err)}`);
+    } catch {
+      ex.down.destroy(err as Error);
+    }
+  }
+
   // ------------------------------------------------------------------ upstream outcomes
 
   /** The upstream response ended (END_STREAM received). */
@@ -379,9 +395,13 @@ function onDeadline(ex: Exchange): void {
   if (!ex.downOpen) return;
   const relay = ex.relay;
   ex.cancelled = true;
-  relay.closeUp(ex, ERROR_CODE.CANCEL);
-  relay.settle(ex, OUTCOME.cancelled);
-  relay.fail(ex, 504, 'meshlet: deadline exceeded (grpc-timeout)', GRPC_STATUS.DEADLINE_EXCEEDED);
+  try {
+    relay.closeUp(ex, ERROR_CODE.CANCEL);
+    relay.settle(ex, OUTCOME.cancelled);
+    relay.fail(ex, 504, 'meshlet: deadline exceeded (grpc-timeout)', GRPC_STATUS.DEADLINE_EXCEEDED);
+  } catch (err) {
+    relay.internalError(ex, err);
+  }
 }
 
 /** Frames on app connections. */

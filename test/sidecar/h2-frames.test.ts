@@ -1238,7 +1238,7 @@ t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a 
 t.test('header fields marked never-indexed (sensitive) stay so across the proxy, both ways', async (t) => {
   let seenSensitive: unknown;
   const backend = await startH2Server((stream, headers) => {
-    seenSensitive = headers[http2.sensitiveHeaders];
+    seenSensitive = (headers as unknown as Record<symbol, unknown>)[http2.sensitiveHeaders];
     stream.respond({ ':status': 200, 'set-cookie': 'session=s3cret', 'x-plain': 'p', [http2.sensitiveHeaders]: ['set-cookie'] });
     stream.end('ok');
   });
@@ -1253,5 +1253,5 @@ t.test('header fields marked never-indexed (sensitive) stay so across the proxy,
   const reply = await request(session, { ...GET('/sensitive'), authorization: 'Bearer t0ken', 'x-plain': 'p', [http2.sensitiveHeaders]: ['authorization'] });
   t.equal(reply.body.toString(), 'ok');
   t.same(seenSensitive, ['authorization'], 'the endpoint received authorization as never-indexed, and only it');
-  t.same(reply.headers[http2.sensitiveHeaders], ['set-cookie'], 'the app received set-cookie as never-indexed, and only it');
+  t.same((reply.headers as unknown as Record<symbol, unknown>)[http2.sensitiveHeaders], ['set-cookie'], 'the app received set-cookie as never-indexed, and only it');
 });
