@@ -4,13 +4,15 @@
  * req/s, p50/p99 latency, the proxy's CPU µs per request (its own process CPU time), peak RSS,
  * balance (coefficient of variation of per-endpoint counts), added median latency at a fixed
  * 1,000 req/s (also in interleaved rounds, beside a plain Node TCP pipe: the floor for any relay
- * written in Node), and the share a 20 ms slower endpoint gets with peak-ewma. Asserts nothing.
+ * written in Node), the share a 20 ms slower endpoint gets with peak-ewma, and the same figures
+ * for HTTP/1.1 keep-alive clients. Asserts nothing.
  *
  * Run alone: npm run build && node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,6 +29,8 @@ const GRPC_CALLS = Math.round(REQUESTS / 6);
 const FIXED_RATE_RPS = 1000;
 const FIXED_RATE_SECONDS = 5;
 const SLOW_EXTRA_MS = 20;
+const H1_CONNECTIONS = 4;
+const H1_REQUESTS = 20_000;
 const LATENCY_ROUNDS = 5;
 const LATENCY_ROUND_SECONDS = 3;
 const CLK_TCK = 100;
@@ -37,7 +41,10 @@ const CLK_TCK = 100;
 const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
 
 // ---------------------------------------------------------------- backend child process
-/** gRPC-shaped HTTP/2 backends (reply + grpc-status trailer), cheap enough not to be the bottleneck. */
+/**
+ * gRPC-shaped HTTP/2 backends (reply + grpc-status trailer), cheap enough not to be the bottleneck,
+ * and as many HTTP/1.1 keep-alive backends answering a small JSON body.
+ */
 async function runBackends(): Promise<void> {
   const counts = new Array<number>(BACKENDS).fill(0);
   const delays = new Array<number>(BACKENDS).fill(0);
@@ -67,12 +74,27 @@ async function runBackends(): Promise<void> {
     await once(server, 'listening');
     ports.push((server.address() as AddressInfo).port);
   }
+  const h1Ports: number[] = [];
+  for (let i = 0; i < BACKENDS; i++) {
+    const reply = JSON.stringify({ backend: `h1-${i}` });
+    const server = http.createServer({ keepAlive: true }, (req, res) => {
+      counts[i]!++;
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(reply);
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    h1Ports.push((server.address() as AddressInfo).port);
+  }
   process.on('message', (msg: { op: string; index?: number; delayMs?: number }) => {
     if (msg.op === 'counts') process.send!({ op: 'counts', counts: [...counts] });
     if (msg.op === 'reset') counts.fill(0);
     if (msg.op === 'delay') delays[msg.index!] = msg.delayMs!;
   });
-  process.send!({ op: 'ready', ports });
+  process.send!({ op: 'ready', ports, h1Ports });
 }
 
 // ---------------------------------------------------------------- measurement helpers
@@ -111,9 +133,12 @@ interface LoadResult {
 }
 
 /** h2load, one connection, gRPC unary POSTs; latencies from its per-request log. */
-function h2load(url: string, dataFile: string, requests: number, options: { streams?: number; rps?: number } = {}): LoadResult {
+function h2load(url: string, dataFile: string, requests: number, options: { streams?: number; rps?: number; h1Connections?: number } = {}): LoadResult {
   const log = join(workDir, `h2load-${Date.now()}.log`);
-  const args = ['-c', '1', '-n', String(requests), '-m', String(options.streams ?? STREAMS), '-d', dataFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `--log-file=${log}`];
+  const args =
+    options.h1Connections !== undefined
+      ? ['--h1', '-c', String(options.h1Connections), '-n', String(requests), `--log-file=${log}`]
+      : ['-c', '1', '-n', String(requests), '-m', String(options.streams ?? STREAMS), '-d', dataFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `--log-file=${log}`];
   if (options.rps) args.push(`--rps=${options.rps}`);
   const out = execFileSync('h2load', [...args, url], { encoding: 'utf8', maxBuffer: 16 << 20 });
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
@@ -177,14 +202,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function startHaproxy(ports: number[]): Promise<Contender | undefined> {
+async function startHaproxy(ports: number[], protocol: 'h2' | 'h1' = 'h2'): Promise<Contender | undefined> {
   try {
     execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
   } catch {
     return undefined;
   }
   const port = await freePort();
-  const config = join(workDir, 'haproxy.cfg');
+  const config = join(workDir, `haproxy-${protocol}.cfg`);
   writeFileSync(
     config,
     [
@@ -196,11 +221,11 @@ async function startHaproxy(ports: number[]): Promise<Contender | undefined> {
       '  timeout client 60s',
       '  timeout server 60s',
       'frontend fe',
-      `  bind 127.0.0.1:${port} proto h2`,
+      `  bind 127.0.0.1:${port}${protocol === 'h2' ? ' proto h2' : ''}`,
       '  default_backend be',
       'backend be',
       '  balance roundrobin',
-      ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p} proto h2`),
+      ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p}${protocol === 'h2' ? ' proto h2' : ''}`),
       '',
     ].join('\n'),
   );
@@ -278,7 +303,7 @@ async function main(): Promise<void> {
     return;
   }
   const backends = fork(fileURLToPath(import.meta.url), ['--backends'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const [ready] = (await once(backends, 'message')) as [{ ports: number[] }];
+  const [ready] = (await once(backends, 'message')) as [{ ports: number[]; h1Ports: number[] }];
   const ports = ready.ports;
   const ask = async (op: string, extra: object = {}): Promise<number[]> => {
     backends.send({ op, ...extra });
@@ -331,6 +356,8 @@ async function main(): Promise<void> {
   console.log(`+p50 @${FIXED_RATE_RPS}/s: median latency added over direct, one stream at a fixed ${FIXED_RATE_RPS} req/s for ${FIXED_RATE_SECONDS} s (one run each; the rounds below are steadier).`);
   await latencyRounds(direct, ports, dataFile);
 
+  await http1Section(ready.h1Ports, dataFile, ask);
+
   // The slow endpoint: one of four answers 20 ms later; peak-ewma should send it little.
   await ask('delay', { index: BACKENDS - 1, delayMs: SLOW_EXTRA_MS });
   for (const policy of ['peak-ewma', 'least-request', 'round-robin']) {
@@ -351,6 +378,33 @@ async function main(): Promise<void> {
     }
   }
   backends.kill('SIGKILL');
+}
+
+/**
+ * HTTP/1.1 keep-alive, which meshlet relays through node:http (no frame-level fast path): 4 client
+ * connections over 4 backends, direct vs meshlet vs HAProxy.
+ */
+async function http1Section(h1Ports: number[], dataFile: string, ask: (op: string) => Promise<number[]>): Promise<void> {
+  const direct: Contender = { name: 'direct (1 backend)', url: `http://127.0.0.1:${h1Ports[0]}`, stop: async () => undefined };
+  const rows: string[][] = [['HTTP/1.1 keep-alive', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CV', 'failed']];
+  for (const start of [async () => direct, () => startMeshletContender(h1Ports, 'round-robin'), () => startHaproxy(h1Ports, 'h1')]) {
+    const c = await start();
+    if (!c) continue;
+    try {
+      h2load(c.url, dataFile, 2000, { h1Connections: H1_CONNECTIONS });
+      await ask('reset');
+      const before = c.pid ? sampleProcess(c.pid) : undefined;
+      const h = h2load(c.url, dataFile, H1_REQUESTS, { h1Connections: H1_CONNECTIONS });
+      const after = c.pid ? sampleProcess(c.pid) : undefined;
+      const counts = (await ask('counts')).slice(0, BACKENDS);
+      const cpuUs = before && after ? ((after.cpuMs - before.cpuMs) * 1000) / h.ok : NaN;
+      rows.push([c.name, h.rps.toFixed(0), h.p50Ms.toFixed(2), h.p99Ms.toFixed(2), fmt(cpuUs, 1), c === direct ? '-' : fmt(cv(counts), 4), String(h.failed)]);
+    } finally {
+      await c.stop();
+    }
+  }
+  console.log(`HTTP/1.1: ${H1_CONNECTIONS} keep-alive client connections, ${H1_REQUESTS} GET requests, ${BACKENDS} node:http backends`);
+  printTable(rows);
 }
 
 function fmt(n: number, digits: number): string {
