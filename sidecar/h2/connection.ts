@@ -182,19 +182,11 @@ export class H2Connection<S, C> {
   }
 
   writeReset(streamId: number, code: number): void {
-    const offset = this.writer.reserve(FRAME_HEADER_BYTES + 4);
-    const slab = this.writer.slab;
-    writeFrameHeader(slab, offset, 4, FRAME.RST_STREAM, 0, streamId);
-    slab.writeUInt32BE(code, offset + FRAME_HEADER_BYTES);
-    this.writer.commit(FRAME_HEADER_BYTES + 4);
+    this.writeU32Frame(FRAME.RST_STREAM, streamId, code);
   }
 
   writeWindowUpdate(streamId: number, increment: number): void {
-    const offset = this.writer.reserve(FRAME_HEADER_BYTES + 4);
-    const slab = this.writer.slab;
-    writeFrameHeader(slab, offset, 4, FRAME.WINDOW_UPDATE, 0, streamId);
-    slab.writeUInt32BE(increment, offset + FRAME_HEADER_BYTES);
-    this.writer.commit(FRAME_HEADER_BYTES + 4);
+    this.writeU32Frame(FRAME.WINDOW_UPDATE, streamId, increment);
   }
 
   /** Gives back connection-level credit for `bytes` the peer sent and we have passed on. */
@@ -253,6 +245,15 @@ export class H2Connection<S, C> {
     writeFrameHeader(writer.slab, offset, payload.length, type, flags, streamId);
     writer.commit(FRAME_HEADER_BYTES);
     writer.append(payload);
+  }
+
+  /** A frame whose payload is one 32-bit value (RST_STREAM, WINDOW_UPDATE), packed into the slab. */
+  private writeU32Frame(type: number, streamId: number, value: number): void {
+    const offset = this.writer.reserve(FRAME_HEADER_BYTES + 4);
+    const slab = this.writer.slab;
+    writeFrameHeader(slab, offset, 4, type, 0, streamId);
+    slab.writeUInt32BE(value, offset + FRAME_HEADER_BYTES);
+    this.writer.commit(FRAME_HEADER_BYTES + 4);
   }
 
   private writeGoaway(code: number, message: string): void {

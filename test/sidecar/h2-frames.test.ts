@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { HpackDecoder } from '../../sidecar/h2/hpack.js';
 import { H2_CONNECTION_WINDOW_BYTES } from '../../sidecar/upstream/h2-pool.js';
 import { F, T, frame, literalBlock, rawClient, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../helpers/h2-raw.js';
 import { TestSource, captureLogger, startTestProxy } from './proxy-harness.js';
+import type { RunningProxy } from '../../sidecar/main.js';
 
 /**
  * The HTTP/2 relay at the frame level: hand-written frames that node:http2 would never send,
@@ -79,6 +80,23 @@ function request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpH
     });
     if (body !== undefined) req.end(body);
   });
+}
+
+/** A proxy over `endpoints` and an app session to it; all three are closed at the end of the test. */
+async function proxiedSession(
+  t: Test,
+  endpoints: Array<{ address: string; close(): Promise<void> }>,
+  flags: Record<string, string> = {},
+): Promise<{ proxy: RunningProxy; target: string; session: http2.ClientHttp2Session }> {
+  const { proxy, target } = await startTestProxy(new TestSource(endpoints.map((e) => e.address)), flags);
+  const session = http2.connect(`http://${target}`);
+  session.on('error', () => undefined);
+  t.teardown(async () => {
+    session.destroy();
+    await proxy.close();
+    for (const e of endpoints) await e.close();
+  });
+  return { proxy, target, session };
 }
 
 const GET = (path: string): http2.OutgoingHttpHeaders => ({ ':method': 'GET', ':path': path });
@@ -411,15 +429,7 @@ t.test('an endpoint GOAWAY below a stream already sent: retried on another endpo
     };
   });
   const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target } = await startTestProxy(new TestSource([leaving.address, staying.address]), { 'lb-policy': 'round-robin' });
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await leaving.close();
-    await staying.close();
-  });
+  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
   for (let i = 0; i < 4; i++) {
     const reply = await request(session, POST('/goaway'), `payload-${i}`);
     t.equal(reply.error, undefined, `request ${i}: no error`);
@@ -442,14 +452,7 @@ t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app ge
       socket.write(Buffer.concat(out));
     };
   });
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const { session } = await proxiedSession(t, [endpoint]);
   for (let i = 0; i < 2; i++) {
     const reply = await request(session, GET('/reset-ended'));
     t.equal(reply.error, undefined, `request ${i}: no error`);
@@ -508,15 +511,7 @@ t.test('GOAWAY(last=first stream) with three streams in flight: the first is ans
     };
   });
   const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target } = await startTestProxy(new TestSource([leaving.address, staying.address]), { 'lb-policy': 'round-robin' });
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await leaving.close();
-    await staying.close();
-  });
+  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
   const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => request(session, POST('/drain'), `body-${i}`)));
   t.equal(goaways, 1, 'the leaving endpoint got three concurrent streams and sent GOAWAY once');
   t.same(replies.map((r) => r.error), Array(6).fill(undefined), 'no request failed');
@@ -679,14 +674,7 @@ t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread
     { settings: { maxConcurrentStreams: 2 } },
   );
   backend.server.on('session', () => sessions++);
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const { proxy, session } = await proxiedSession(t, [backend]);
   const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(session, POST('/limited'), `n${i}`)));
   t.same(
     replies.map((r) => r.body.toString()),
@@ -702,14 +690,7 @@ t.test('the app resetting a stream mid-request: the endpoint gets RST_STREAM(CAN
   const endpoint = await rawServer((_socket, reader) => {
     reader.onFrame = (f) => frames.push(f);
   });
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const { session } = await proxiedSession(t, [endpoint]);
   const req = session.request(POST('/cancel'));
   req.on('error', () => undefined);
   req.write('partial');
@@ -769,14 +750,7 @@ t.test('an informational 103 response is passed on before the final 200', async 
       );
     };
   });
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const { session } = await proxiedSession(t, [endpoint]);
   const req = session.request(GET('/hints'));
   const informational: http2.IncomingHttpHeaders[] = [];
   req.on('headers', (h) => informational.push(h));
@@ -798,15 +772,7 @@ t.test('GOAWAY before processing a request whose body is too big to replay: a 50
     };
   });
   const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target } = await startTestProxy(new TestSource([leaving.address, staying.address]), { 'lb-policy': 'round-robin' });
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await leaving.close();
-    await staying.close();
-  });
+  const { session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
   const big = randomBytes(512 * 1024);
   const outcomes: string[] = [];
   for (let i = 0; i < 2; i++) {
@@ -906,15 +872,7 @@ t.test('a request body still streaming when its endpoint sends GOAWAY: the retry
     };
   });
   const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target } = await startTestProxy(new TestSource([leaving.address, staying.address]), { 'lb-policy': 'round-robin' });
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await leaving.close();
-    await staying.close();
-  });
+  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
   const parts = [randomBytes(40 * 1024), randomBytes(20 * 1024), randomBytes(3 << 20)];
   const whole = Buffer.concat(parts);
   for (let i = 0; i < 2; i++) {
@@ -987,14 +945,7 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
     },
     [[4, 65_536]],
   );
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const { session } = await proxiedSession(t, [endpoint]);
   const pending = request(session, POST('/shrink'), body);
   const waitReceived = async (n: number, what: string) => {
     const deadline = Date.now() + 5000;
@@ -1164,14 +1115,7 @@ t.test('an endpoint response header list above the limit: that request fails wit
       }
     };
   });
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const { session } = await proxiedSession(t, [endpoint]);
   const bad = await request(session, GET('/huge-response-headers'));
   t.equal(bad.headers[':status'], 502);
   t.match(bad.body.toString(), /header list larger than 262144 bytes/, 'the body names the problem');
@@ -1221,14 +1165,7 @@ t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a 
   const endpoint = await rawServer(() => {
     connections++;
   }, [[3, 0]]);
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const { proxy, session } = await proxiedSession(t, [endpoint]);
   const reply = await request(session, GET('/nowhere'));
   t.equal(reply.headers[':status'], 502);
   t.match(reply.body.toString(), /allows no streams \(SETTINGS_MAX_CONCURRENT_STREAMS 0\)/, 'the body names the problem');
@@ -1242,14 +1179,7 @@ t.test('header fields marked never-indexed (sensitive) stay so across the proxy,
     stream.respond({ ':status': 200, 'set-cookie': 'session=s3cret', 'x-plain': 'p', [http2.sensitiveHeaders]: ['set-cookie'] });
     stream.end('ok');
   });
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const { session } = await proxiedSession(t, [backend]);
   const reply = await request(session, { ...GET('/sensitive'), authorization: 'Bearer t0ken', 'x-plain': 'p', [http2.sensitiveHeaders]: ['authorization'] });
   t.equal(reply.body.toString(), 'ok');
   t.same(seenSensitive, ['authorization'], 'the endpoint received authorization as never-indexed, and only it');

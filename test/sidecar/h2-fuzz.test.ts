@@ -3,7 +3,8 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { F, T, frame, literalBlock, rawClient, rawServer } from '../helpers/h2-raw.js';
-import { TestSource, captureLogger, startTestProxy } from './proxy-harness.js';
+import type { RunningProxy } from '../../sidecar/main.js';
+import { TestSource, captureLogger, startTestProxy, type LogLines } from './proxy-harness.js';
 
 /**
  * Random HTTP/2 frames from many app connections, half of them built from valid pieces (real
@@ -29,6 +30,23 @@ function random(seed: number): () => number {
     x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Log lines that report a bug of ours. */
+function internalErrors(captured: LogLines): LogLines['lines'] {
+  return captured.lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error)));
+}
+
+/** Requests counted in flight over all endpoints, once they stop changing (at most 3 s). */
+async function settledInFlight(proxy: RunningProxy): Promise<number> {
+  const inFlight = () => {
+    let n = 0;
+    for (const balancer of proxy.registry.all()) for (const endpoint of balancer.endpoints()) n += endpoint.inFlight;
+    return n;
+  };
+  const deadline = Date.now() + 3000;
+  while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return inFlight();
 }
 
 function randomFrames(rand: () => number): Buffer {
@@ -146,19 +164,8 @@ t.test('random frames on many connections: no internal error, every bad connecti
     [],
     'no GOAWAY reports an internal error',
   );
-  t.same(
-    captured.lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error))),
-    [],
-    'no internal error was logged',
-  );
-  const inFlight = () => {
-    let n = 0;
-    for (const balancer of proxy.registry.all()) for (const endpoint of balancer.endpoints()) n += endpoint.inFlight;
-    return n;
-  };
-  const deadline = Date.now() + 3000;
-  while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.equal(inFlight(), 0, 'with every fuzzing connection gone, no request is left counted in flight (nothing leaked)');
+  t.same(internalErrors(captured), [], 'no internal error was logged');
+  t.equal(await settledInFlight(proxy), 0, 'with every fuzzing connection gone, no request is left counted in flight (nothing leaked)');
   const session = http2.connect(`http://${target}`);
   t.teardown(() => session.close());
   const req = session.request({ ':path': '/after-fuzz' });
@@ -248,19 +255,8 @@ t.test('an endpoint answering random frames: every app request ends (response or
     }
   }
   t.equal(outcomes, ENDPOINT_ROUNDS * REQUESTS_PER_ROUND, 'every request ended, one way or another, within 5 s');
-  t.same(
-    captured.lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error))),
-    [],
-    'no internal error was logged',
-  );
-  const inFlight = () => {
-    let n = 0;
-    for (const balancer of proxy.registry.all()) for (const e of balancer.endpoints()) n += e.inFlight;
-    return n;
-  };
-  const deadline = Date.now() + 3000;
-  while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.equal(inFlight(), 0, 'no request is left counted in flight');
+  t.same(internalErrors(captured), [], 'no internal error was logged');
+  t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
   source.set([`127.0.0.1:${(steady.address() as AddressInfo).port}`]);
   const session = http2.connect(`http://${target}`);
   t.teardown(() => session.close());
