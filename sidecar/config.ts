@@ -18,6 +18,7 @@ export const DEFAULT_DEBUG_ADMIN = '127.0.0.1:15091';
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 export const DEFAULT_SHUTDOWN_QUIET_MS = 1_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
+export const DEFAULT_UPSTREAM_PING_MS = 10_000;
 
 export const PROXY_COMMAND: CommandSpec = {
   name: 'proxy',
@@ -40,6 +41,13 @@ export const PROXY_COMMAND: CommandSpec = {
     'log-level': { type: 'string', placeholder: 'LEVEL', env: ENV.logLevel, default: 'info', description: LOG_LEVELS.join(', ') },
     'detect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_DETECT_TIMEOUT_MS', default: String(DETECT_TIMEOUT_MS), description: 'A client silent this long is treated as opaque (server-speaks-first protocols)' },
     'connect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_CONNECT_TIMEOUT_MS', default: String(DEFAULT_CONNECT_TIMEOUT_MS), description: 'Give up connecting to an endpoint after this long' },
+    'upstream-ping-ms': {
+      type: 'string',
+      placeholder: 'MS',
+      env: 'MESHLET_UPSTREAM_PING_MS',
+      default: String(DEFAULT_UPSTREAM_PING_MS),
+      description: 'PING an HTTP/2 endpoint connection silent this long; one that does not answer within as long again is closed and its requests fail',
+    },
     'shutdown-grace-seconds': { type: 'string', placeholder: 'S', env: 'MESHLET_SHUTDOWN_GRACE_SECONDS', default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), description: "After SIGTERM, keep serving until the app's connections close or this long has passed" },
     'shutdown-quiet-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_SHUTDOWN_QUIET_MS', default: String(DEFAULT_SHUTDOWN_QUIET_MS), description: 'After SIGTERM, exit once the app has had no open connection for this long (within the grace period)' },
     'max-endpoint-labels': { type: 'string', placeholder: 'N', env: 'MESHLET_MAX_ENDPOINT_LABELS', default: String(DEFAULT_ENDPOINT_LABEL_CAP), description: 'Distinct endpoint label values in metrics; later endpoints fold into "other"' },
@@ -66,6 +74,7 @@ export interface ProxyConfig {
   opaqueTo: HostPort | undefined;
   detectTimeoutMs: number;
   connectTimeoutMs: number;
+  upstreamPingMs: number;
   shutdownGraceMs: number;
   shutdownQuietMs: number;
   maxEndpointLabels: number;
@@ -128,6 +137,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   const opaqueTo = hostPort('opaque-to');
   const detectTimeoutMs = integer('detect-timeout-ms', 1, 60_000);
   const connectTimeoutMs = integer('connect-timeout-ms', 1, 120_000);
+  const upstreamPingMs = integer('upstream-ping-ms', 100, 600_000);
   const shutdownGraceMs = integer('shutdown-grace-seconds', 0, 86_400) * 1000;
   const shutdownQuietMs = integer('shutdown-quiet-ms', 0, 600_000);
   const maxEndpointLabels = integer('max-endpoint-labels', 1, 100_000);
@@ -187,6 +197,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
     opaqueTo,
     detectTimeoutMs,
     connectTimeoutMs,
+    upstreamPingMs,
     shutdownGraceMs,
     shutdownQuietMs,
     maxEndpointLabels,

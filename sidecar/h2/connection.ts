@@ -27,6 +27,8 @@ const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
 const MAX_CONTINUATION_FRAMES = 64;
 /** Queued output above which a connection counts as full: senders wait for 'drain'. */
 const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
+/** Our PINGs carry these 8 bytes (any answer with ACK counts). */
+const PING_PAYLOAD = Buffer.from('meshlet!', 'latin1');
 /** How long a connection that sent GOAWAY for an error waits for its peer to read it. */
 const ERROR_CLOSE_DELAY_MS = 1_000;
 
@@ -90,6 +92,8 @@ export class H2Connection<S, C> {
   /** The peer sent GOAWAY: no new streams of ours. */
   peerGoingAway = false;
   isClosed = false;
+  /** performance.now() when the peer last sent anything: a silent connection gets a PING. */
+  lastReadAt = performance.now();
   /** Streams waiting for connection window or socket space. */
   readonly waiting = new Set<Writable>();
   /** Called on every SETTINGS from the peer and when GOAWAY or close changes usability. */
@@ -112,6 +116,8 @@ export class H2Connection<S, C> {
   /** Scratch for the decoder's never-indexed positions (almost always left empty). */
   private readonly neverIndexed: number[] = [];
   private closeError: Error | undefined = undefined;
+  /** performance.now() when our unanswered PING went out, or 0. */
+  private pingSentAt = 0;
 
   constructor(
     readonly socket: Socket,
@@ -201,6 +207,18 @@ export class H2Connection<S, C> {
     }
   }
 
+  /** Sends a PING unless one is still unanswered. */
+  ping(): void {
+    if (this.pingSentAt !== 0 || this.isClosed) return;
+    this.pingSentAt = performance.now();
+    this.writeFrame(FRAME.PING, 0, 0, PING_PAYLOAD);
+  }
+
+  /** How long our PING has gone unanswered (0: none outstanding). */
+  get unansweredPingMs(): number {
+    return this.pingSentAt === 0 ? 0 : performance.now() - this.pingSentAt;
+  }
+
   /** Graceful end: GOAWAY, then the socket closes once no stream is left. */
   shutdown(): void {
     if (this.isClosed) return;
@@ -284,6 +302,7 @@ export class H2Connection<S, C> {
   // ------------------------------------------------------------------ reading
 
   private read(chunk: Buffer): void {
+    this.lastReadAt = performance.now();
     let buf = chunk;
     if (this.partial !== null) {
       buf = Buffer.concat([this.partial, chunk]);
@@ -459,7 +478,10 @@ export class H2Connection<S, C> {
 
   private onPing(flags: number, streamId: number, buf: Buffer, start: number, end: number): void {
     if (streamId !== 0 || end - start !== 8) throw new H2ProtocolError(ERROR_CODE.FRAME_SIZE_ERROR, 'PING must carry 8 bytes on stream 0');
-    if ((flags & FLAG.ACK) !== 0) return;
+    if ((flags & FLAG.ACK) !== 0) {
+      this.pingSentAt = 0;
+      return;
+    }
     this.writeFrame(FRAME.PING, FLAG.ACK, 0, Buffer.from(buf.subarray(start, end)));
   }
 

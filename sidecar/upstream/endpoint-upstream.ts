@@ -7,9 +7,11 @@ export interface UpstreamOptions {
   connectTimeoutMs: number;
   /** HTTP/1.1 sockets per endpoint at most (requests beyond wait for a free one). */
   h1MaxSockets: number;
+  /** An HTTP/2 connection silent this long is pinged; one that does not answer within as long again is closed. */
+  pingMs: number;
 }
 
-export const DEFAULT_UPSTREAM: UpstreamOptions = { connectTimeoutMs: 3_000, h1MaxSockets: 256 };
+export const DEFAULT_UPSTREAM: UpstreamOptions = { connectTimeoutMs: 3_000, h1MaxSockets: 256, pingMs: 10_000 };
 
 /** The connection pools to one endpoint, opened on first use and closed when the endpoint goes. */
 export class EndpointUpstream {
@@ -24,7 +26,7 @@ export class EndpointUpstream {
   ) {}
 
   get h2(): H2Pool {
-    this.h2Pool ??= new H2Pool(this.endpoint, this.options.connectTimeoutMs, this.log);
+    this.h2Pool ??= new H2Pool(this.endpoint, this.options.connectTimeoutMs, this.options.pingMs, this.log);
     if (this.closed) this.h2Pool.close();
     return this.h2Pool;
   }

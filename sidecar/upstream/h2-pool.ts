@@ -57,6 +57,8 @@ export class H2Pool {
   constructor(
     private readonly endpoint: Endpoint,
     private readonly connectTimeoutMs: number,
+    /** A connection silent this long is pinged; one whose PING goes unanswered as long is closed. */
+    private readonly pingMs: number,
     private readonly log: Logger,
   ) {}
 
@@ -147,7 +149,21 @@ export class H2Pool {
         );
         conn = opened;
         // Ready once the peer's SETTINGS are known, so max-concurrent-streams is real.
+        // A connection can die without a FIN (a partition, a vanished node): its streams would wait
+        // for ever. A silent connection gets a PING; one that does not answer is closed, which
+        // fails its streams and takes it out of the pool.
+        const keepalive = setInterval(() => {
+          if (opened.isClosed) return clearInterval(keepalive);
+          if (opened.unansweredPingMs > this.pingMs) {
+            this.log.warn({ endpoint: this.endpoint.key, streams: link.active, pingMs: this.pingMs }, 'upstream connection did not answer PING: closing it');
+            opened.destroy(new Error(`no answer to a PING within ${this.pingMs} ms`));
+            return;
+          }
+          if (performance.now() - opened.lastReadAt >= this.pingMs) opened.ping();
+        }, this.pingMs);
+        keepalive.unref();
         opened.onStateChange = (c) => {
+          if (c.isClosed) clearInterval(keepalive);
           if (c.isClosed || c.peerGoingAway) {
             this.retire(c);
             settle(new Error(c.isClosed ? 'connection closed before its SETTINGS arrived' : 'GOAWAY before its SETTINGS arrived'));

@@ -65,3 +65,9 @@ t.test('DNS servers and the re-resolve interval reach discovery; host names are 
   t.same(parse([], { MESHLET_DNS_SERVERS: '198.18.0.53,198.18.0.54:53' }).discovery.dnsServers, ['198.18.0.53', '198.18.0.54:53'], 'from the environment');
   t.throws(() => parse(['--listen', '127.0.0.1:0', '--upstream-dns', 'web:80', '--dns-server', 'dns.example:53']), /--dns-server: "dns.example:53" is not valid; allowed: an IP address/);
 });
+
+t.test('--upstream-ping-ms: 10 s unless told, from 100 ms up', async (t) => {
+  t.equal(parse(['--listen', '127.0.0.1:0', '--upstream', 'a:1']).upstreamPingMs, 10_000);
+  t.equal(parse(['--listen', '127.0.0.1:0', '--upstream', 'a:1'], { MESHLET_UPSTREAM_PING_MS: '2500' }).upstreamPingMs, 2_500, 'from the environment the injector sets');
+  t.throws(() => parse(['--listen', '127.0.0.1:0', '--upstream', 'a:1', '--upstream-ping-ms', '5']), /--upstream-ping-ms: "5" is not valid; allowed: a whole number from 100 to 600000/);
+});

@@ -1185,3 +1185,41 @@ t.test('header fields marked never-indexed (sensitive) stay so across the proxy,
   t.same(seenSensitive, ['authorization'], 'the endpoint received authorization as never-indexed, and only it');
   t.same((reply.headers as unknown as Record<symbol, unknown>)[http2.sensitiveHeaders], ['set-cookie'], 'the app received set-cookie as never-indexed, and only it');
 });
+
+t.test('an endpoint connection that goes silent (no FIN, no PING answer) is closed: its requests fail, the next ones use a new connection', async (t) => {
+  let connections = 0;
+  let silent = true;
+  const endpoint = await rawServer((socket, reader) => {
+    const index = ++connections;
+    reader.onFrame = (f) => {
+      if (index === 1 && silent) return; // a dead peer: reads nothing, answers nothing, never closes
+      if (f.type === T.PING && (f.flags & F.ACK) === 0) socket.write(frame(T.PING, F.ACK, 0, f.payload));
+      if (f.type === T.HEADERS) socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, f.streamId, literalBlock([[':status', '200']])), frame(T.DATA, F.END_STREAM, f.streamId, Buffer.from('alive'))]));
+    };
+  });
+  const { log, captured } = captureLogger('warn');
+  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]), { 'upstream-ping-ms': '100' }, log);
+  const session = http2.connect(`http://${target}`);
+  session.on('error', () => undefined);
+  t.teardown(async () => {
+    session.destroy();
+    await proxy.close();
+    await endpoint.close();
+  });
+  const started = Date.now();
+  const stuck = await request(session, GET('/into-the-void'));
+  t.equal(stuck.headers[':status'], 502, 'the request on the dead connection fails instead of hanging');
+  t.match(stuck.body.toString(), /no answer to a PING within 100 ms/, 'naming why');
+  t.ok(Date.now() - started < 2000, `within ${Date.now() - started} ms (ping interval 100 ms)`);
+  t.ok(captured.lines.some((l) => l.msg === 'upstream connection did not answer PING: closing it'), 'a warn line says so');
+  silent = false;
+  const next = await request(session, GET('/again'));
+  t.equal(next.body.toString(), 'alive', 'the next request is served');
+  t.equal(connections, 2, 'on a new endpoint connection');
+  const pinged = await request(session, GET('/after-a-pause'));
+  t.equal(pinged.body.toString(), 'alive');
+  await new Promise((r) => setTimeout(r, 500));
+  const afterPause = await request(session, GET('/still'));
+  t.equal(afterPause.body.toString(), 'alive', 'a connection that answers its PINGs stays in use through silences');
+  t.equal(connections, 2, 'no new connection was needed');
+});
