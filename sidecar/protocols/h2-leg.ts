@@ -64,6 +64,12 @@ export class H2Leg implements Writable {
     }
   }
 
+  /** The receiver opened this stream's window by `bytes` (negative: a smaller initial window). */
+  grant(bytes: number): void {
+    this.sendWindow += bytes;
+    this.flush();
+  }
+
   /** Body bytes from the sender; `flowBytes` includes padding, credited at once. */
   push(payload: Buffer, flowBytes: number, endStream: boolean): void {
     const length = payload.length;

@@ -472,14 +472,12 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
   windowUpdate(conn: AppConnection, streamId: number, increment: number): void {
     const ex = conn.streams.get(streamId);
     if (ex === undefined) return;
-    ex.res.sendWindow += increment;
-    ex.res.flush();
+    ex.res.grant(increment);
   }
 
   initialWindowChanged(conn: AppConnection, delta: number): void {
     for (const ex of conn.streams.values()) {
-      ex.res.sendWindow += delta;
-      ex.res.flush();
+      ex.res.grant(delta);
     }
   }
 
@@ -574,14 +572,12 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
   windowUpdate(conn: Upstream, streamId: number, increment: number): void {
     const ex = conn.streams.get(streamId);
     if (ex === undefined) return;
-    ex.req.sendWindow += increment;
-    ex.req.flush();
+    ex.req.grant(increment);
   }
 
   initialWindowChanged(conn: Upstream, delta: number): void {
     for (const ex of conn.streams.values()) {
-      ex.req.sendWindow += delta;
-      ex.req.flush();
+      ex.req.grant(delta);
     }
   }
 

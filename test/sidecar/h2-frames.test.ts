@@ -99,6 +99,19 @@ async function proxiedSession(
   return { proxy, target, session };
 }
 
+/** A raw endpoint that answers every request with GOAWAY(last-stream-id 0, `message`); counts them. */
+async function goawayEndpoint(message: string): Promise<Awaited<ReturnType<typeof rawServer>> & { goaways(): number }> {
+  let goaways = 0;
+  const server = await rawServer((socket, reader) => {
+    reader.onFrame = (f) => {
+      if (f.type !== T.HEADERS) return;
+      goaways++;
+      socket.write(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0, 0), Buffer.from(message)])));
+    };
+  });
+  return { ...server, goaways: () => goaways };
+}
+
 const GET = (path: string): http2.OutgoingHttpHeaders => ({ ':method': 'GET', ':path': path });
 const POST = (path: string): http2.OutgoingHttpHeaders => ({ ':method': 'POST', ':path': path });
 const REQUEST_FIELDS: Array<[string, string]> = [
@@ -420,14 +433,7 @@ t.test('tiny flow-control windows (1 KiB) on app and endpoint: 1 MiB down and 1 
 });
 
 t.test('an endpoint GOAWAY below a stream already sent: retried on another endpoint, the app sees success', async (t) => {
-  let goawaysSent = 0;
-  const leaving = await rawServer((socket, reader) => {
-    reader.onFrame = (f) => {
-      if (f.type !== T.HEADERS) return;
-      goawaysSent++;
-      socket.write(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0, 0), Buffer.from('test endpoint leaving')])));
-    };
-  });
+  const leaving = await goawayEndpoint('test endpoint leaving');
   const staying = await startH2Server(echoHandler('staying'));
   const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
   for (let i = 0; i < 4; i++) {
@@ -437,8 +443,8 @@ t.test('an endpoint GOAWAY below a stream already sent: retried on another endpo
     t.equal(reply.headers['x-backend'], 'staying', `request ${i}: served by the endpoint that stayed`);
     t.equal(reply.body.toString(), `payload-${i}`, `request ${i}: body replayed intact`);
   }
-  t.ok(goawaysSent >= 1, `the leaving endpoint got ${goawaysSent} request(s) and answered GOAWAY(last=0)`);
-  t.match(metricsOf(proxy), new RegExp(`meshlet_retries_total\\{target="static",reason="goaway"\\} ${goawaysSent}\\b`), 'each GOAWAY counted as a retry');
+  t.ok(leaving.goaways() >= 1, `the leaving endpoint got ${leaving.goaways()} request(s) and answered GOAWAY(last=0)`);
+  t.match(metricsOf(proxy), new RegExp(`meshlet_retries_total\\{target="static",reason="goaway"\\} ${leaving.goaways()}\\b`), 'each GOAWAY counted as a retry');
 });
 
 t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app gets the whole body, no error', async (t) => {
@@ -863,14 +869,7 @@ t.test('an endpoint answering early and resetting with NO_ERROR while the app st
 });
 
 t.test('a request body still streaming when its endpoint sends GOAWAY: the retry carries what came before and after', async (t) => {
-  let goaways = 0;
-  const leaving = await rawServer((socket, reader) => {
-    reader.onFrame = (f) => {
-      if (f.type !== T.HEADERS) return;
-      goaways++;
-      socket.write(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0, 0), Buffer.from('restarting')])));
-    };
-  });
+  const leaving = await goawayEndpoint('restarting');
   const staying = await startH2Server(echoHandler('staying'));
   const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
   const parts = [randomBytes(40 * 1024), randomBytes(20 * 1024), randomBytes(3 << 20)];
@@ -892,7 +891,7 @@ t.test('a request body still streaming when its endpoint sends GOAWAY: the retry
     t.equal(h['x-backend'], 'staying', `request ${i}: served by the endpoint that stayed`);
     t.equal(sha(Buffer.concat(chunks)), sha(whole), `request ${i}: the whole ${whole.length}-byte body, in order`);
   }
-  t.equal(goaways, 1, 'one request met the leaving endpoint');
+  t.equal(leaving.goaways(), 1, 'one request met the leaving endpoint');
   t.match(metricsOf(proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 1\b/);
 });
 

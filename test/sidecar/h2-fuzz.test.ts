@@ -32,6 +32,21 @@ function random(seed: number): () => number {
   };
 }
 
+/** One GET on a fresh session to the proxy: the response body. */
+async function fetchText(target: string, path: string): Promise<string> {
+  const session = http2.connect(`http://${target}`);
+  try {
+    const req = session.request({ ':path': path });
+    req.end();
+    let body = '';
+    req.on('data', (d) => (body += d));
+    await once(req, 'end');
+    return body;
+  } finally {
+    session.close();
+  }
+}
+
 /** Log lines that report a bug of ours. */
 function internalErrors(captured: LogLines): LogLines['lines'] {
   return captured.lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error)));
@@ -166,14 +181,7 @@ t.test('random frames on many connections: no internal error, every bad connecti
   );
   t.same(internalErrors(captured), [], 'no internal error was logged');
   t.equal(await settledInFlight(proxy), 0, 'with every fuzzing connection gone, no request is left counted in flight (nothing leaked)');
-  const session = http2.connect(`http://${target}`);
-  t.teardown(() => session.close());
-  const req = session.request({ ':path': '/after-fuzz' });
-  req.end();
-  let body = '';
-  req.on('data', (d) => (body += d));
-  await once(req, 'end');
-  t.equal(body, 'fine', 'a well-behaved app is served after all of it');
+  t.equal(await fetchText(target, '/after-fuzz'), 'fine', 'a well-behaved app is served after all of it');
 });
 
 /** What a misbehaving endpoint answers to the request on `streamId`. */
@@ -258,12 +266,5 @@ t.test('an endpoint answering random frames: every app request ends (response or
   t.same(internalErrors(captured), [], 'no internal error was logged');
   t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
   source.set([`127.0.0.1:${(steady.address() as AddressInfo).port}`]);
-  const session = http2.connect(`http://${target}`);
-  t.teardown(() => session.close());
-  const req = session.request({ ':path': '/after' });
-  req.end();
-  let body = '';
-  req.on('data', (d) => (body += d));
-  await once(req, 'end');
-  t.equal(body, 'steady', 'with a sane endpoint in its place, the app is served');
+  t.equal(await fetchText(target, '/after'), 'steady', 'with a sane endpoint in its place, the app is served');
 });
