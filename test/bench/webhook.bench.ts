@@ -1,13 +1,13 @@
 // `npm run bench:webhook`: reviews per second and p50/p99 latency of the real `meshlet webhook`
 // process over keep-alive HTTPS on loopback, at a fixed 500 reviews/s and at the highest rate a few
 // concurrent clients reach. Prints figures; asserts nothing. Bounded: ~15 s of load in total.
-import { existsSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { openSync, readFileSync, closeSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadPodFixture, KUBE_FIXTURES_DIR } from '../helpers/injector-fixtures.js';
+import { readKubeFixture } from '../helpers/kube-fixtures.js';
 import { spawnMeshlet } from '../../tools/meshlet-process.js';
 import { makeCertDir, WebhookClient } from '../helpers/webhook-kit.js';
 
@@ -20,14 +20,9 @@ const WARMUP_REVIEWS = 500;
 const READY_TIMEOUT_MS = 30_000;
 
 function typicalReview(): string {
-  const recorded = join(KUBE_FIXTURES_DIR, 'admissionreview-pod-create-annotated.json');
-  if (existsSync(recorded)) {
-    const review = JSON.parse(readFileSync(recorded, 'utf8'));
-    review.request.object.metadata.annotations['meshlet.dev/inject'] = 'enabled';
-    return JSON.stringify(review);
-  }
-  const object = loadPodFixture('plain');
-  return JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'bench', kind: { kind: 'Pod' }, namespace: 'demo', operation: 'CREATE', object } });
+  const review = readKubeFixture('admissionreview-pod-create-annotated.json');
+  review['request'].object.metadata.annotations['meshlet.dev/inject'] = 'enabled';
+  return JSON.stringify(review);
 }
 
 async function freePort(): Promise<number> {

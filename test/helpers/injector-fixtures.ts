@@ -7,8 +7,6 @@ import type { InjectorConfig } from '../../src/inject/settings.js';
 
 export const FIXTURES_DIR = join(REPO_ROOT, 'test', 'fixtures');
 export const GOLDEN_DIR = join(REPO_ROOT, 'test', 'golden', 'injected');
-/** Recorded kube-apiserver data, beside the repository (../shared/fixtures/kube). */
-export const KUBE_FIXTURES_DIR = join(REPO_ROOT, '..', 'shared', 'fixtures', 'kube');
 
 /** Pinned so goldens do not move when the package version or default image changes. */
 export const PINNED_VERSION = '0.1.0';
@@ -21,8 +19,4 @@ export const PINNED_CONFIG: InjectorConfig = {
 
 export function loadPodFixture(name: string): V1Pod {
   return load(readFileSync(join(FIXTURES_DIR, 'pods', `${name}.yaml`), 'utf8')) as V1Pod;
-}
-
-export function readKubeFixture(name: string): Record<string, any> {
-  return JSON.parse(readFileSync(join(KUBE_FIXTURES_DIR, name), 'utf8'));
 }

@@ -1,24 +1,21 @@
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { generateCertificates, type CertificateBundle } from '../../src/certs/forge.js';
-import { REPO_ROOT } from '../../tools/meshlet-process.js';
+import { readKubeFixture, readKubeFixtureLines } from './kube-fixtures.js';
 
 /**
  * A real HTTP server on loopback that speaks the kube-apiserver's list, get and watch protocol, so
  * @kubernetes/client-node does the talking in tests. It starts from the responses recorded from a real
- * kube-apiserver in ../shared/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
+ * kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
  * test change objects (every change is streamed to open watches as the apiserver would), close watch
  * streams, expire resource versions (410), go down and come back, refuse with 403, require a token,
  * and answer extra GET routes of its own (e.g. a pod proxy to /metrics).
  */
 
-/** The recorded responses, relative to the repository root. */
-export const KUBE_FIXTURES_DIR = join(REPO_ROOT, '..', 'shared', 'fixtures', 'kube');
 
 export interface KubeObject {
   kind?: string;
@@ -220,7 +217,7 @@ export class KubeApiServer {
    * terminating endpoint is removed, web-q9m4d is deleted. Apply them with `applyRecorded`.
    */
   recordedChanges(): WatchEvent[] {
-    return readJsonLines(join(KUBE_FIXTURES_DIR, 'endpointslice-watch-from-rv-with-bookmarks.jsonl'))
+    return (readKubeFixtureLines('endpointslice-watch-from-rv-with-bookmarks.jsonl') as WatchEvent[])
       .filter((e) => e.type !== 'BOOKMARK')
       .map((e) => ({ ...e, object: this.rewriteSlice(e.object) }));
   }
@@ -333,7 +330,7 @@ export class KubeApiServer {
   }
 
   private loadRecordedList(): void {
-    const list = JSON.parse(readFileSync(join(KUBE_FIXTURES_DIR, 'endpointslice-list.json'), 'utf8')) as { metadata: { resourceVersion: string }; items: KubeObject[] };
+    const list = readKubeFixture('endpointslice-list.json') as { metadata: { resourceVersion: string }; items: KubeObject[] };
     const kind = RESOURCES.endpointslices!;
     for (const item of list.items) {
       this.store('endpointslices').set(`${item.metadata.namespace}/${item.metadata.name}`, this.rewriteSlice({ kind: kind.kind, apiVersion: apiVersionOf(kind), ...item }));
@@ -571,17 +568,10 @@ function splitSelector(selector: string | undefined): Array<[string, '=' | '!=' 
 }
 
 function expiredEvent(requestedRv: number, oldestRv: number): WatchEvent {
-  const [recorded] = readJsonLines(join(KUBE_FIXTURES_DIR, 'endpointslice-watch-too-old-rv-410.jsonl'));
+  const [recorded] = readKubeFixtureLines('endpointslice-watch-too-old-rv-410.jsonl') as WatchEvent[];
   const event = structuredClone(recorded!);
   event.object.message = `too old resource version: ${requestedRv} (${oldestRv})`;
   return event;
-}
-
-function readJsonLines(path: string): WatchEvent[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim().length > 0)
-    .map((line) => JSON.parse(line) as WatchEvent);
 }
 
 function writeEvent(res: ServerResponse, event: WatchEvent): void {
