@@ -106,6 +106,50 @@ t.test('absolute-form: the authority comes from the URI for routing and forwardi
   t.ok(source.resolved.some((h) => h.authority === 'evil.example'), 'the URI authority was looked up');
 });
 
+t.test('absolute-form Upgrade: routed by the URI authority; the endpoint gets origin-form and that Host', async (t) => {
+  const heads: string[] = [];
+  const endpoint = net.createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    let buffered = '';
+    const onHead = (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onHead);
+      heads.push(buffered.slice(0, end + 4));
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+      socket.pipe(socket);
+    };
+    socket.on('data', onHead);
+  });
+  endpoint.listen(0, '127.0.0.1');
+  await once(endpoint, 'listening');
+  const source = new TestSource([`127.0.0.1:${(endpoint.address() as net.AddressInfo).port}`]);
+  source.knownAuthorities = new Set(['good.example']);
+  const { proxy } = await startTestProxy(source, LIMIT_FLAGS);
+  const client = net.connect(proxy.address.port, '127.0.0.1');
+  t.teardown(async () => {
+    client.destroy();
+    await proxy.close();
+    await new Promise((r) => endpoint.close(r));
+  });
+  client.setEncoding('latin1');
+  let text = '';
+  const echoed = new Promise<void>((resolve) =>
+    client.on('data', (c: string) => {
+      text += c;
+      if (text.includes('\r\n\r\n') && !text.includes('ping')) client.write('ping');
+      if (text.endsWith('ping')) resolve();
+    }),
+  );
+  client.write('GET http://good.example/chat?room=1 HTTP/1.1\r\nHost: evil.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+  await echoed;
+  t.match(text, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+  t.equal(heads.length, 1);
+  t.match(heads[0], /^GET \/chat\?room=1 HTTP\/1\.1\r\nHost: good\.example\r\n/, 'origin-form, Host from the URI');
+  t.notMatch(heads[0], /evil\.example/, "the app's Host is not forwarded");
+});
+
 const TARGET_ALLOWED = /is not valid; allowed: origin-form "\/path\?query" or absolute-form "http:\/\/host\[:port\]\/path\?query"/;
 const badTargets: Array<{ target: string; message: RegExp }> = [
   { target: 'http://user@good.example/x', message: TARGET_ALLOWED },
