@@ -37,6 +37,7 @@ export interface Http1Options {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
 }
+
 /** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -166,6 +167,7 @@ export class Http1Relay implements ProtocolHandler {
     }
     if (balancer.isPassthrough) this.deps.metrics.passthrough('http1', 'unknown-target');
     const headers = forwardHeaders(req.headers);
+    // Only absolute-form rewrites the target, and then Host must name the URI's authority.
     if (path !== req.url) headers.host = authority;
     const fwd = new H1Forward(this, req, res, balancer, headers, path);
     req[FORWARD] = fwd;
