@@ -133,6 +133,7 @@ t.test('absolute-form Upgrade: routed by the URI authority; the endpoint gets or
     await proxy.close();
     await new Promise((r) => endpoint.close(r));
   });
+  client.on('error', (err) => t.fail(`client connection failed: ${err.message}`));
   client.setEncoding('latin1');
   let text = '';
   const echoed = new Promise<void>((resolve) =>
