@@ -4,7 +4,9 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import type { Target, TargetHint } from '../../sidecar/discovery/source.js';
 import { exchangeRaw, request, startHttpBackend } from './http1-kit.js';
-import { TestSource, startTestProxy } from './proxy-harness.js';
+import { parseProxyConfig } from '../../sidecar/config.js';
+import { startProxy } from '../../sidecar/main.js';
+import { TestSource, captureLogger, startTestProxy } from './proxy-harness.js';
 
 const HEADER_TIMEOUT_MS = 600;
 const IDLE_TIMEOUT_MS = 400;
@@ -104,6 +106,33 @@ t.test('absolute-form: the authority comes from the URI for routing and forwardi
   t.match(unknown.body, /no target known for host "evil\.example"/);
   t.equal(backend.requests, before, 'nothing reached the endpoint');
   t.ok(source.resolved.some((h) => h.authority === 'evil.example'), 'the URI authority was looked up');
+});
+
+t.test('absolute-form with an authority meshlet does not know goes to the original destination, like an unknown Host', async (t) => {
+  const known = await startHttpBackend('known');
+  const original = await startHttpBackend('original');
+  const source = new TestSource([known.address]);
+  source.knownAuthorities = new Set(['good.example']);
+  const [host, port] = original.address.split(':');
+  // In a Pod the kernel names where the app was going; here the test does.
+  const config = parseProxyConfig({ listen: '127.0.0.1:0', upstream: '127.0.0.1:1', admin: '127.0.0.1:0', 'debug-admin': 'off', ...LIMIT_FLAGS });
+  const proxy = await startProxy(config, { source, log: captureLogger().log, readOriginalDst: () => ({ host: host!, port: Number(port) }) });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(async () => {
+    agent.destroy();
+    await proxy.close();
+    await known.close();
+    await original.close();
+  });
+  const unknown = await request(agent, proxy.address.port, 'http://other.example/x', { host: 'good.example' });
+  t.equal(unknown.status, 200);
+  t.equal(unknown.body, 'original', 'passed through to the original destination, not balanced by Host');
+  t.equal(unknown.headers['x-seen-host'], 'other.example');
+  t.equal(unknown.headers['x-seen-path'], '/x');
+  t.equal(known.requests, 0);
+  t.match(proxy.metrics.render({ upstreamConnections: () => [], endpointCounts: () => [] }), /meshlet_passthrough_total\{protocol="http1",reason="unknown-target"\} 1\n/);
+  const good = await request(agent, proxy.address.port, 'http://good.example/y', { host: 'other.example' });
+  t.equal(good.body, 'known', 'a known URI authority is balanced over its target');
 });
 
 t.test('absolute-form Upgrade: routed by the URI authority; the endpoint gets origin-form and that Host', async (t) => {
