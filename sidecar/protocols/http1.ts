@@ -10,8 +10,34 @@ import type { ProtocolHandler, RelayDeps } from './handler.js';
 import { isEndpointFailure } from './grpc-status.js';
 import { keepForReplay } from './replay.js';
 
-/** Idle keep-alive connections from the app stay open this long (longer than common client pools). */
-const APP_KEEP_ALIVE_MS = 65_000;
+/**
+ * A request head (request line and headers) must be complete this long after its first byte, or it
+ * is answered 408 and the connection closed: a slowloris client otherwise holds a connection and
+ * its parser forever. 10 s, like HAProxy's usual `timeout http-request`, and shorter than Node's
+ * own 60 s headersTimeout: the apps in the Pod write a head in one go over loopback, so only a
+ * stuck or hostile client comes near it, and each such connection costs memory until it ends.
+ */
+export const DEFAULT_HTTP1_HEADER_TIMEOUT_MS = 10_000;
+/**
+ * An app's kept-alive connection with no request in flight is closed after this long. Longer than
+ * the idle timeout of common client pools (Node's agent and Go's net/http: 60 s or less), so the
+ * client, not the proxy, closes first and never sends a request on a connection being closed.
+ */
+export const DEFAULT_HTTP1_IDLE_TIMEOUT_MS = 65_000;
+/** The most often node:http looks for request heads past their timeout (its default is 30 s). */
+const MAX_HEADER_CHECK_INTERVAL_MS = 1_000;
+const MIN_HEADER_CHECK_INTERVAL_MS = 25;
+/** RFC 9112 §3.2.2 absolute-form with the http scheme; the authority ends at the path, query or end. */
+const ABSOLUTE_FORM = /^http:\/\/([^/?#]*)([/?][^#]*)?$/i;
+/** host[:port] of RFC 3986 §3.2.2: a reg-name, IPv4 address or [IPv6] literal, and an optional port. */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::\d{1,5})?$/;
+const REQUEST_TARGET_ALLOWED = 'origin-form "/path?query" or absolute-form "http://host[:port]/path?query" (RFC 9112 section 3.2)';
+
+export interface Http1Options {
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
 /** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -42,6 +68,8 @@ class H1Forward {
     readonly res: Tagged<ServerResponse>,
     readonly balancer: TargetBalancer,
     readonly headers: OutgoingHttpHeaders,
+    /** The origin-form target sent upstream (the app's absolute-form is rewritten to it). */
+    readonly path: string,
   ) {}
 }
 
@@ -53,13 +81,36 @@ class H1Forward {
 export class Http1Relay implements ProtocolHandler {
   private readonly server: http.Server;
 
-  constructor(readonly deps: RelayDeps) {
-    this.server = http.createServer({ keepAliveTimeout: APP_KEEP_ALIVE_MS, requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
+  constructor(
+    readonly deps: RelayDeps,
+    readonly options: Http1Options = { headerTimeoutMs: DEFAULT_HTTP1_HEADER_TIMEOUT_MS, idleTimeoutMs: DEFAULT_HTTP1_IDLE_TIMEOUT_MS },
+  ) {
+    this.server = http.createServer(
+      {
+        keepAliveTimeout: options.idleTimeoutMs,
+        headersTimeout: options.headerTimeoutMs,
+        // A request may stream for as long as it likes once its head is in; only heads are timed.
+        requestTimeout: 0,
+        connectionsCheckingInterval: Math.max(MIN_HEADER_CHECK_INTERVAL_MS, Math.min(MAX_HEADER_CHECK_INTERVAL_MS, Math.floor(options.headerTimeoutMs / 4))),
+      },
+      (req, res) => this.onRequest(req, res),
+    );
+    // node:http times request heads from a check it starts on 'listening'. This server never
+    // listens (the listener hands it sockets), so it is started the same way, or heads are never timed.
+    this.server.emit('listening');
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (!socket.writable || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        this.deps.log.debug({ timeoutMs: options.headerTimeoutMs }, 'HTTP/1 request head timed out');
+        socket.end(closingReply(408, `meshlet: the request head was not complete within ${options.headerTimeoutMs} ms (--http1-header-timeout-ms)`));
+        return;
+      }
       this.deps.log.debug({ err }, 'bad HTTP/1 request from app');
-      if (socket.writable && !socket.destroyed) socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nmeshlet: malformed HTTP/1.1 request: ${err.code ?? err.message}\n`);
-      else socket.destroy();
+      socket.end(closingReply(400, `meshlet: malformed HTTP/1.1 request: ${err.code ?? err.message}`));
     });
   }
 
@@ -70,30 +121,55 @@ export class Http1Relay implements ProtocolHandler {
   }
 
   close(): void {
-    this.server.closeIdleConnections();
+    // Stops node:http's head-timeout check too; idle connections close now, busy ones after their response.
+    this.server.close();
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const ctx = (req.socket as AppSocket)[CONTEXT]!;
-    const route = this.deps.registry.route(ctx, req.headers.host);
+    const url = req.url ?? '/';
+    let authority = req.headers.host;
+    let path = url;
+    if (url.charCodeAt(0) !== SLASH && url !== '*') {
+      const target = parseAbsoluteForm(url);
+      if (typeof target === 'string') {
+        replyError(res, 400, target);
+        return;
+      }
+      // RFC 9112 §3.2.2: the authority of an absolute-form target wins over Host, for routing
+      // and upstream alike; upstream gets origin-form with Host set to that authority.
+      authority = target.authority;
+      path = target.path;
+    }
+    const route = this.deps.registry.route(ctx, authority);
     if (route instanceof Promise) {
       route.then(
-        (resolved) => this.begin(req, res, resolved),
-        (err) => this.deps.log.error({ err }, 'route lookup failed'),
+        (resolved) => this.begin(req, res, resolved, authority, path),
+        (err) => this.routeFailed(err, authority, (status, message) => replyError(res, status, message)),
       );
     } else {
-      this.begin(req, res, route);
+      this.begin(req, res, route, authority, path);
     }
   }
 
-  private begin(req: Tagged<IncomingMessage>, res: Tagged<ServerResponse>, balancer: RouteResult): void {
+  /** Route lookup threw (a bug, not an unknown target): the request is answered 502, never left hanging. */
+  private routeFailed(err: unknown, authority: string | undefined, reply: (status: number, message: string) => void): void {
+    this.deps.log.error({ err, authority }, 'route lookup failed');
+    this.deps.metrics.proxyError('unknown', 'route-failed');
+    reply(502, `meshlet: route lookup for host "${authority ?? ''}" failed: ${(err as Error)?.message ?? String(err)}`);
+  }
+
+  private begin(req: Tagged<IncomingMessage>, res: Tagged<ServerResponse>, balancer: RouteResult, authority: string | undefined, path: string): void {
     if (balancer === null) {
       this.deps.metrics.proxyError('unknown', 'unknown-target');
-      replyError(res, 502, `meshlet: no target known for host "${req.headers.host ?? ''}" and the connection has no original destination`);
+      replyError(res, 502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
       return;
     }
     if (balancer.isPassthrough) this.deps.metrics.passthrough('http1', 'unknown-target');
-    const fwd = new H1Forward(this, req, res, balancer, forwardHeaders(req.headers));
+    const headers = forwardHeaders(req.headers);
+    // Only absolute-form rewrites the target, and then Host must name the URI's authority.
+    if (path !== req.url) headers.host = authority;
+    const fwd = new H1Forward(this, req, res, balancer, headers, path);
     req[FORWARD] = fwd;
     res[FORWARD] = fwd;
     res.on('close', onResClose);
@@ -116,7 +192,7 @@ export class Http1Relay implements ProtocolHandler {
       host: stats.endpoint.host,
       port: stats.endpoint.port,
       method: req.method,
-      path: req.url,
+      path: fwd.path,
       headers: fwd.headers,
       agent: stats.upstream.h1.agent,
       setHost: false,
@@ -164,20 +240,32 @@ export class Http1Relay implements ProtocolHandler {
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', ignoreError);
     const ctx = (socket as AppSocket)[CONTEXT]!;
-    const route = this.deps.registry.route(ctx, req.headers.host);
+    const url = req.url ?? '/';
+    let target: AbsoluteTarget | undefined;
+    if (url.charCodeAt(0) !== SLASH) {
+      const parsed = parseAbsoluteForm(url);
+      if (typeof parsed === 'string') {
+        rejectUpgrade(socket, 400, parsed);
+        return;
+      }
+      target = parsed;
+    }
+    const authority = target?.authority ?? req.headers.host;
+    const route = this.deps.registry.route(ctx, authority);
     if (route instanceof Promise) {
       route.then(
-        (resolved) => this.pipeUpgrade(req, socket, head, resolved),
-        (err) => this.deps.log.error({ err }, 'route lookup failed'),
+        (resolved) => this.pipeUpgrade(req, socket, head, resolved, authority, target),
+        (err) => this.routeFailed(err, authority, (status, message) => rejectUpgrade(socket, status, message)),
       );
     } else {
-      this.pipeUpgrade(req, socket, head, route);
+      this.pipeUpgrade(req, socket, head, route, authority, target);
     }
   }
 
-  private pipeUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, balancer: RouteResult): void {
+  private pipeUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, balancer: RouteResult, authority: string | undefined, target: AbsoluteTarget | undefined): void {
     if (balancer === null) {
-      rejectUpgrade(socket, 502, `meshlet: no target known for host "${req.headers.host ?? ''}" and the connection has no original destination`);
+      this.deps.metrics.proxyError('unknown', 'unknown-target');
+      rejectUpgrade(socket, 502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
       return;
     }
     const pick = balancer.pickFewestConnections(performance.now());
@@ -203,7 +291,7 @@ export class Http1Relay implements ProtocolHandler {
       connected = true;
       upstream.setTimeout(0);
       upstream.setNoDelay(true);
-      upstream.write(requestHead(req));
+      upstream.write(requestHead(req, target));
       if (head.length > 0) upstream.write(head);
       upstream.pipe(socket);
       socket.pipe(upstream);
@@ -229,6 +317,31 @@ export class Http1Relay implements ProtocolHandler {
 
 function ignoreError(): void {}
 
+const SLASH = 0x2f;
+
+interface AbsoluteTarget {
+  authority: string;
+  /** Origin-form: the path (at least "/") and query of the URI. */
+  path: string;
+}
+
+/** An absolute-form request target, or why it is refused (an expected outcome, not a throw). */
+function parseAbsoluteForm(url: string): AbsoluteTarget | string {
+  const match = ABSOLUTE_FORM.exec(url);
+  const authority = match?.[1];
+  if (match === null || authority === undefined || !AUTHORITY.test(authority)) {
+    // userinfo ("user@host") is refused too: RFC 9110 §4.2.4, it disguises the real authority.
+    return `meshlet: request target "${url.slice(0, 200)}" is not valid; allowed: ${REQUEST_TARGET_ALLOWED}`;
+  }
+  const rest = match[2] ?? '';
+  return { authority, path: rest === '' ? '/' : rest.charCodeAt(0) === SLASH ? rest : `/${rest}` };
+}
+
+function closingReply(status: number, message: string): string {
+  const body = `${message}\n`;
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
 /** A copy of the app's headers without hop-by-hop ones (and those its Connection header names). */
 function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
@@ -241,10 +354,15 @@ function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out;
 }
 
-function requestHead(req: IncomingMessage): string {
-  let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+/** The Upgrade request as the endpoint gets it: origin-form, and for absolute-form Host set to its authority. */
+function requestHead(req: IncomingMessage, target: AbsoluteTarget | undefined): string {
+  let head = `${req.method} ${target?.path ?? req.url} HTTP/${req.httpVersion}\r\n`;
+  if (target !== undefined) head += `Host: ${target.authority}\r\n`;
   const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (target !== undefined && raw[i]!.toLowerCase() === 'host') continue;
+    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
   return `${head}\r\n`;
 }
 
@@ -259,8 +377,7 @@ function replyError(res: ServerResponse, status: number, message: string): void 
 
 function rejectUpgrade(socket: Socket, status: number, message: string): void {
   if (socket.destroyed) return;
-  const body = `${message}\n`;
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(closingReply(status, message));
 }
 
 function onReqData(this: Tagged<IncomingMessage>, chunk: Buffer): void {

@@ -1,6 +1,6 @@
 import { InvalidAnnotationError } from '../common/errors.js';
 import { CIDR_LIST_ALLOWED, formatCidr, parseCidrList, parsePortList, PORT_LIST_ALLOWED } from '../common/values.js';
-import { parseQuantity, type Quantity } from './quantity.js';
+import { parseQuantity, QUANTITY_ALLOWED, type Quantity } from './quantity.js';
 
 /** Every meshlet.dev/* key the injector reads or writes, declared only here. */
 export const NAMESPACE_INJECTION_LABEL = 'meshlet.dev/injection';
@@ -32,13 +32,16 @@ export const DEFAULT_LB_POLICY: LbPolicyName = 'peak-ewma';
 export const PROXY_LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type ProxyLogLevel = (typeof PROXY_LOG_LEVELS)[number];
 
-export const IMAGE_ALLOWED = 'an image reference such as "registry.example/team/meshlet:0.1.0" or "name@sha256:<64 hex digits>"';
+export const IMAGE_ALLOWED = 'an image reference with a tag or a digest, such as "registry.example/team/meshlet:0.1.0" or "name@sha256:<64 hex digits>"';
 
 const NAME_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const DOMAIN_LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
 const DOMAIN = `(?:${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]{1,5})?`;
+const TAG = ':[\\w][\\w.-]{0,127}';
+const DIGEST = '@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}';
+/** A tag or a digest is required: an untagged image means ":latest", which differs from node to node. */
 const IMAGE_PATTERN = new RegExp(
-  `^(?:${DOMAIN}/)?${NAME_COMPONENT}(?:/${NAME_COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`,
+  `^(?:${DOMAIN}/)?${NAME_COMPONENT}(?:/${NAME_COMPONENT})*(?:${TAG}(?:${DIGEST})?|${DIGEST})$`,
 );
 const MAX_IMAGE_LENGTH = 512;
 
@@ -84,10 +87,10 @@ export function parseOverrides(annotations: Readonly<Record<string, string>> | u
 
   read(ANNOTATION.proxyImage, parseImage, (v) => (overrides.proxyImage = v));
   read(ANNOTATION.nativeSidecar, parseBooleanWord, (v) => (overrides.nativeSidecar = v));
-  read(ANNOTATION.proxyCpuRequest, parseQuantity, (v) => (overrides.cpuRequest = v));
-  read(ANNOTATION.proxyCpuLimit, parseQuantity, (v) => (overrides.cpuLimit = v));
-  read(ANNOTATION.proxyMemoryRequest, parseQuantity, (v) => (overrides.memoryRequest = v));
-  read(ANNOTATION.proxyMemoryLimit, parseQuantity, (v) => (overrides.memoryLimit = v));
+  read(ANNOTATION.proxyCpuRequest, (v) => parseBoundedQuantity(v, CPU_REQUEST_BOUNDS), (v) => (overrides.cpuRequest = v));
+  read(ANNOTATION.proxyCpuLimit, (v) => parseBoundedQuantity(v, CPU_LIMIT_BOUNDS), (v) => (overrides.cpuLimit = v));
+  read(ANNOTATION.proxyMemoryRequest, (v) => parseBoundedQuantity(v, MEMORY_REQUEST_BOUNDS), (v) => (overrides.memoryRequest = v));
+  read(ANNOTATION.proxyMemoryLimit, (v) => parseBoundedQuantity(v, MEMORY_LIMIT_BOUNDS), (v) => (overrides.memoryLimit = v));
   read(ANNOTATION.proxyLogLevel, (v) => parseOneOf(v, PROXY_LOG_LEVELS), (v) => (overrides.logLevel = v));
   read(ANNOTATION.lbPolicy, (v) => parseOneOf(v, LB_POLICIES), (v) => (overrides.lbPolicy = v));
   read(ANNOTATION.skipOutboundPorts, parseNonEmptyPorts, (v) => (overrides.skipOutboundPorts = v));
@@ -116,13 +119,68 @@ function parseBooleanWord(text: string): { ok: true; value: boolean } | { ok: fa
   return { ok: false, allowed: '"true" or "false"' };
 }
 
+/** Inclusive bounds of one resource annotation, in base units (cores or bytes), and how to say them. */
+interface QuantityBounds {
+  min: number;
+  max: number;
+  allowed: string;
+}
+
+const MEBIBYTE_BYTES = 2 ** 20;
+const GIBIBYTE_BYTES = 2 ** 30;
+/** Larger than any node a sidecar runs on: a value beyond it is a typo (1e100), not a wish. */
+const MAX_PROXY_CPU_CORES = 64;
+const MAX_PROXY_MEMORY_BYTES = 64 * GIBIBYTE_BYTES;
+/**
+ * The proxy is a Node process: about 40 MiB before it does anything, 55 MiB idle and up to 70 MiB
+ * under load (README, Benchmark). A limit below 128 MiB gets it OOM-killed, and the Pod's outbound
+ * traffic with it.
+ */
+export const MIN_PROXY_MEMORY_LIMIT_BYTES = 128 * MEBIBYTE_BYTES;
+/** Below 10 millicores the proxy is throttled so hard that every request waits on the CFS period. */
+export const MIN_PROXY_CPU_LIMIT_CORES = 0.01;
+
+export const CPU_REQUEST_BOUNDS: QuantityBounds = { min: 0, max: MAX_PROXY_CPU_CORES, allowed: `a CPU quantity from 0 to ${MAX_PROXY_CPU_CORES} (cores), e.g. "50m"` };
+export const CPU_LIMIT_BOUNDS: QuantityBounds = {
+  min: MIN_PROXY_CPU_LIMIT_CORES,
+  max: MAX_PROXY_CPU_CORES,
+  allowed: `a CPU quantity from 10m to ${MAX_PROXY_CPU_CORES} (cores), e.g. "1"`,
+};
+export const MEMORY_REQUEST_BOUNDS: QuantityBounds = { min: 0, max: MAX_PROXY_MEMORY_BYTES, allowed: 'a memory quantity from 0 to 64Gi, e.g. "64Mi"' };
+export const MEMORY_LIMIT_BOUNDS: QuantityBounds = {
+  min: MIN_PROXY_MEMORY_LIMIT_BYTES,
+  max: MAX_PROXY_MEMORY_BYTES,
+  allowed: 'a memory quantity from 128Mi (what the proxy needs under load, with headroom) to 64Gi, e.g. "256Mi"',
+};
+
+function parseBoundedQuantity(text: string, bounds: QuantityBounds): { ok: true; value: Quantity } | { ok: false; allowed: string } {
+  const parsed = parseQuantity(text);
+  if (!parsed.ok) return { ok: false, allowed: `${QUANTITY_ALLOWED}; here ${bounds.allowed}` };
+  const value = parsed.value.value;
+  return value >= bounds.min && value <= bounds.max ? parsed : { ok: false, allowed: bounds.allowed };
+}
+
+/**
+ * A port list as a person means it: "80", "80,443" or "80, 443". Anything looser ("80,", " 80",
+ * "80,,443", "80 ,443", "080", a port twice) is refused: it is a typo more often than not, and
+ * the owner should hear about it at admission, not find a port left unredirected.
+ */
+const STRICT_PORT_LIST = /^[1-9]\d{0,4}(?:, ?[1-9]\d{0,4})*$/;
+const STRICT_PORT_LIST_ALLOWED = `${PORT_LIST_ALLOWED}; a space may follow a comma, nothing else: no empty items, no leading zeros, no port twice`;
+
 function parseNonEmptyPorts(text: string): { ok: true; value: number[] } | { ok: false; allowed: string } {
+  if (!STRICT_PORT_LIST.test(text)) return { ok: false, allowed: STRICT_PORT_LIST_ALLOWED };
   const parsed = parsePortList(text);
-  if (parsed.ok && parsed.value.length === 0) return { ok: false, allowed: PORT_LIST_ALLOWED };
+  if (!parsed.ok) return { ok: false, allowed: STRICT_PORT_LIST_ALLOWED };
+  if (parsed.value.length !== text.split(',').length) return { ok: false, allowed: STRICT_PORT_LIST_ALLOWED };
   return parsed;
 }
 
+/** A CIDR list: items separated by a comma (a space after it is fine); no empty items, nothing around it. */
+const CIDR_LIST_SHAPE = /^[^,\s]+(?:, ?[^,\s]+)*$/;
+
 function parseNonEmptyCidrs(text: string): { ok: true; value: string[] } | { ok: false; allowed: string } {
+  if (!CIDR_LIST_SHAPE.test(text)) return { ok: false, allowed: `${CIDR_LIST_ALLOWED}, with no empty items and no spaces around the list` };
   const parsed = parseCidrList(text);
   if (!parsed.ok) return parsed;
   if (parsed.value.length === 0) return { ok: false, allowed: CIDR_LIST_ALLOWED };

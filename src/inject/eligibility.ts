@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { INIT_CONTAINER_NAME, MESHLET_NAMESPACE, PROXY_CONTAINER_NAME } from '../common/constants.js';
+import { MESHLET_NAMESPACE } from '../common/constants.js';
 import { ANNOTATION, INJECT_DISABLED, INJECT_ENABLED, type InjectRequest } from './annotations.js';
 
 /** Namespaces whose Pods are never meshed, whatever their annotations say. */
@@ -52,8 +52,10 @@ export function decideInjection(pod: V1Pod, context: EligibilityContext): Inject
   return { inject: reasons.length === 0, reasons, requested: context.request === INJECT_ENABLED };
 }
 
+/**
+ * Meshed by meshlet: only its status annotation says so. A container merely named meshlet-proxy is
+ * not proof (the injector denies such a Pod rather than skip it unmeshed).
+ */
 export function isAlreadyInjected(pod: V1Pod): boolean {
-  if (pod.metadata?.annotations?.[ANNOTATION.status] !== undefined) return true;
-  const names = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c?.name);
-  return names.includes(PROXY_CONTAINER_NAME) || names.includes(INIT_CONTAINER_NAME);
+  return pod.metadata?.annotations?.[ANNOTATION.status] !== undefined;
 }

@@ -1,8 +1,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT } from '../common/constants.js';
-import { parseInjectAnnotation, parseOverrides } from './annotations.js';
+import { INJECT_ENABLED, parseInjectAnnotation, parseOverrides } from './annotations.js';
 import { decideInjection, type SkipReason } from './eligibility.js';
 import { meshPod } from './mesh-pod.js';
+import { findReservedNames, findShapeProblems } from './pod-shape.js';
 import { resolveSettings, type InjectorConfig } from './settings.js';
 
 export type InjectionOutcome =
@@ -12,16 +13,21 @@ export type InjectionOutcome =
 
 /**
  * The whole injection decision for one Pod, shared by the webhook and `meshlet inject`: skip with
- * every reason, deny a Pod that asked for meshing with bad meshlet.dev/* values, or mesh it.
+ * every reason, deny a Pod that asked for meshing with bad meshlet.dev/* values, a malformed
+ * container list or a container named like ours, or mesh it.
  */
 export function injectPod(pod: V1Pod, namespace: string, config: InjectorConfig, version: string): InjectionOutcome {
   const annotations = pod.metadata?.annotations;
   const request = parseInjectAnnotation(annotations);
   if (request instanceof Error) return { kind: 'denied', message: request.message };
+  if (request === INJECT_ENABLED) {
+    const shapeProblems = findShapeProblems(pod);
+    if (shapeProblems.length > 0) return { kind: 'denied', message: shapeProblems.join('; ') };
+  }
   const decision = decideInjection(pod, { namespace, request });
   if (!decision.inject) return { kind: 'skipped', reasons: decision.reasons, requested: decision.requested };
   const overrides = parseOverrides(annotations);
-  const problems = [...(overrides.ok ? [] : overrides.errors.map((e) => e.message)), ...findPortConflicts(pod)];
+  const problems = [...(overrides.ok ? [] : overrides.errors.map((e) => e.message)), ...findReservedNames(pod), ...findPortConflicts(pod)];
   if (!overrides.ok || problems.length > 0) return { kind: 'denied', message: problems.join('; ') };
   return { kind: 'injected', pod: meshPod(pod, resolveSettings(config, overrides.overrides), version) };
 }

@@ -10,6 +10,7 @@ import { CERT_FILES } from '../certs/forge.js';
 import { INJECTOR_FLAGS, parseInjectorConfig, type InjectorConfig } from '../inject/settings.js';
 import { buildApp } from './app.js';
 import { CertificateReloader, loadCertificates } from './cert-reloader.js';
+import { WEBHOOK_TLS_OPTIONS } from './tls.js';
 import type { Readiness } from './routes/health.js';
 
 /** How long a certificate rotation waits for the new CA to reach the API server before serving it anyway. */
@@ -76,7 +77,7 @@ export async function startWebhook(options: WebhookOptions, logger: Logger): Pro
   const files = { certFile: options.certFile, keyFile: options.keyFile, ...(options.caBundleFor && options.caFile ? { caFile: options.caFile } : {}) };
   const initial = await loadCertificates(files);
   const readiness: Readiness = { ready: false };
-  const app = buildApp(options.injector, { logger, https: { cert: initial.cert, key: initial.key }, readiness });
+  const app = buildApp(options.injector, { logger, https: { ...WEBHOOK_TLS_OPTIONS, cert: initial.cert, key: initial.key }, readiness });
   const server = app.server as HttpsServer;
   const abort = new AbortController();
   const target = options.caBundleFor ? { name: options.caBundleFor, ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}) } : undefined;
@@ -100,7 +101,7 @@ export async function startWebhook(options: WebhookOptions, logger: Logger): Pro
       }
       servedCa = loaded.ca;
       // New handshakes get the new certificate; connections and reviews in flight are untouched.
-      server.setSecureContext({ cert: loaded.cert, key: loaded.key });
+      server.setSecureContext({ ...WEBHOOK_TLS_OPTIONS, cert: loaded.cert, key: loaded.key });
     },
     log,
   );

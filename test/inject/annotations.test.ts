@@ -74,6 +74,24 @@ const badValues: Array<{ key: string; value: string; allowed: RegExp }> = [
   { key: ANNOTATION.skipOutboundPorts, value: '5432,99999', allowed: /1 to 65535/ },
   { key: ANNOTATION.outboundPorts, value: '', allowed: /1 to 65535/ },
   { key: ANNOTATION.outboundPorts, value: 'http', allowed: /1 to 65535/ },
+  { key: ANNOTATION.proxyImage, value: 'registry.example/team/meshlet', allowed: /with a tag or a digest/ },
+  { key: ANNOTATION.proxyImage, value: 'localhost:5000/meshlet', allowed: /with a tag or a digest/ },
+  { key: ANNOTATION.outboundPorts, value: '80,', allowed: /no empty items/ },
+  { key: ANNOTATION.outboundPorts, value: ' 80', allowed: /a space may follow a comma, nothing else/ },
+  { key: ANNOTATION.outboundPorts, value: '80 ', allowed: /a space may follow a comma, nothing else/ },
+  { key: ANNOTATION.outboundPorts, value: ',80', allowed: /no empty items/ },
+  { key: ANNOTATION.outboundPorts, value: '80,,443', allowed: /no empty items/ },
+  { key: ANNOTATION.outboundPorts, value: '80 ,443', allowed: /a space may follow a comma/ },
+  { key: ANNOTATION.outboundPorts, value: '080', allowed: /no leading zeros/ },
+  { key: ANNOTATION.skipOutboundPorts, value: '80,80', allowed: /no port twice/ },
+  { key: ANNOTATION.proxyMemoryLimit, value: '1Mi', allowed: /from 128Mi .* to 64Gi/ },
+  { key: ANNOTATION.proxyMemoryLimit, value: '0', allowed: /from 128Mi/ },
+  { key: ANNOTATION.proxyMemoryLimit, value: '1Ei', allowed: /to 64Gi/ },
+  { key: ANNOTATION.proxyMemoryRequest, value: '1e100', allowed: /from 0 to 64Gi/ },
+  { key: ANNOTATION.proxyCpuRequest, value: '1e100', allowed: /from 0 to 64 \(cores\)/ },
+  { key: ANNOTATION.proxyCpuLimit, value: '0', allowed: /from 10m to 64/ },
+  { key: ANNOTATION.proxyCpuLimit, value: '65', allowed: /from 10m to 64/ },
+  { key: ANNOTATION.skipOutboundCidrs, value: '198.18.0.0/15,', allowed: /no empty items/ },
   { key: ANNOTATION.skipOutboundCidrs, value: '198.18.0.0/33', allowed: /CIDR/ },
   { key: ANNOTATION.skipOutboundCidrs, value: 'example.com', allowed: /CIDR/ },
 ];
@@ -89,6 +107,22 @@ for (const { key, value, allowed } of badValues) {
     t.match(message, allowed);
   });
 }
+
+t.test('the edges of every bounded value are accepted', async (t) => {
+  const result = parseOverrides({
+    [ANNOTATION.proxyImage]: 'registry.example:5000/mirror/meshlet:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+    [ANNOTATION.proxyCpuRequest]: '0',
+    [ANNOTATION.proxyCpuLimit]: '10m',
+    [ANNOTATION.proxyMemoryRequest]: '0',
+    [ANNOTATION.proxyMemoryLimit]: '128Mi',
+    [ANNOTATION.outboundPorts]: '80, 443,65535',
+    [ANNOTATION.skipOutboundPorts]: '1',
+  });
+  t.ok(result.ok, JSON.stringify(result));
+  if (result.ok) t.same(result.overrides.outboundPorts, [80, 443, 65535]);
+  const top = parseOverrides({ [ANNOTATION.proxyCpuLimit]: '64', [ANNOTATION.proxyMemoryLimit]: '64Gi' });
+  t.ok(top.ok, JSON.stringify(top));
+});
 
 t.test('every bad annotation is reported at once, not just the first', async (t) => {
   const result = parseOverrides({ [ANNOTATION.lbPolicy]: 'fastest', [ANNOTATION.proxyMemoryLimit]: 'lots', [ANNOTATION.outboundPorts]: '0' });

@@ -25,7 +25,8 @@ const table: Array<{ name: string; request: InjectRequest; namespace?: string; p
   { name: 'no annotation', request: 'absent', pod: {}, reasons: ['not-requested'] },
   { name: 'disabled', request: 'disabled', pod: {}, reasons: ['disabled'] },
   { name: 'already meshed (status annotation)', request: 'enabled', pod: { injected: true }, reasons: ['already-injected'] },
-  { name: 'already has a meshlet-proxy container', request: 'enabled', pod: { proxyContainer: true }, reasons: ['already-injected'] },
+  // Only the status annotation proves meshlet meshed it; injector.test.ts shows such a Pod is denied.
+  { name: 'a meshlet-proxy container without the status annotation', request: 'enabled', pod: { proxyContainer: true }, reasons: [] },
   { name: 'hostNetwork', request: 'enabled', pod: { hostNetwork: true }, reasons: ['host-network'] },
   { name: 'kube-system', request: 'enabled', namespace: KUBE_SYSTEM, pod: {}, reasons: ['protected-namespace'] },
   { name: 'kube-public', request: 'enabled', namespace: 'kube-public', pod: {}, reasons: ['protected-namespace'] },

@@ -3,47 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { WebSocket, WebSocketServer } from 'ws';
+import { request, startHttpBackend } from './http1-kit.js';
 import { TestSource, startTestProxy, tally } from './proxy-harness.js';
-
-/** Plain HTTP/1.1 backends on loopback that answer with their name (and echo POST bodies). */
-async function startHttpBackend(name: string): Promise<{ server: http.Server; address: string; requests: number; sockets: number; close(): Promise<void> }> {
-  const state = { requests: 0, sockets: 0 };
-  const server = http.createServer((req, res) => {
-    state.requests++;
-    const chunks: Buffer[] = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      res.setHeader('x-backend', name);
-      res.setHeader('x-seen-host', req.headers.host ?? '');
-      res.end(req.method === 'POST' ? `${name}:${Buffer.concat(chunks).toString()}` : name);
-    });
-  });
-  server.on('connection', () => state.sockets++);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  return Object.assign(state, {
-    server,
-    address: `127.0.0.1:${port}`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
-  });
-}
-
-/** One keep-alive client connection (maxSockets 1) through the proxy. */
-function request(agent: http.Agent, port: number, path: string, options: { method?: string; body?: string; host?: string } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, agent, method: options.method ?? 'GET', headers: options.host ? { host: options.host } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
 
 t.test('requests on one kept-alive connection are spread over every endpoint', async (t) => {
   const backends = await Promise.all(['h1', 'h2', 'h3'].map(startHttpBackend));

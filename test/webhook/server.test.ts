@@ -92,6 +92,45 @@ async function runSuite() {
     t.match(response.status.message, /meshlet.dev\/proxy-cpu-limit: "lots" is not valid; allowed: a Kubernetes quantity/);
   });
 
+  const deniedShapes: Array<{ name: string; change: (review: any) => void; message: RegExp }> = [
+    {
+      name: 'initContainers given as an object',
+      change: (r) => (r.request.object.spec.initContainers = { name: 'setup', image: 'busybox:1.36' }),
+      message: /^spec\.initContainers: an object is not valid; allowed: a list \(JSON array\) of container objects/,
+    },
+    {
+      name: 'a container named meshlet-proxy but no meshlet.dev/status annotation',
+      change: (r) => r.request.object.spec.containers.push({ name: 'meshlet-proxy', image: 'registry.example/proxy:1.0.0' }),
+      message: /is named "meshlet-proxy", a name meshlet reserves, but the Pod has no meshlet\.dev\/status annotation/,
+    },
+    {
+      name: 'sloppy and unbounded annotation values',
+      change: (r) =>
+        Object.assign(r.request.object.metadata.annotations, {
+          'meshlet.dev/proxy-image': 'registry.example/meshlet',
+          'meshlet.dev/outbound-ports': '80,',
+          'meshlet.dev/proxy-memory-limit': '1Mi',
+          'meshlet.dev/proxy-cpu-request': '1e100',
+        }),
+      message: /proxy-image: "registry\.example\/meshlet" is not valid.*proxy-cpu-request: "1e100" is not valid.*proxy-memory-limit: "1Mi" is not valid.*outbound-ports: "80," is not valid/,
+    },
+  ];
+
+  for (const c of deniedShapes) {
+    t.test(`${c.name}: denied with a message naming it, and the server keeps serving`, async (t) => {
+      const review = optedIn('admissionreview-pod-create-annotated.json');
+      c.change(review);
+      const answer = await client.review(review);
+      t.equal(answer.status, 200);
+      const response = answer.body.response;
+      t.equal(response.allowed, false);
+      t.equal(response.patch, undefined);
+      t.match(response.status, { code: 422, reason: 'Invalid' });
+      t.match(response.status.message, c.message);
+      await stillAnswers(t);
+    });
+  }
+
   t.test('opted-in Pods that are never meshed are allowed with the reason as a warning', async (t) => {
     const hostNetwork = optedIn('admissionreview-pod-create-annotated.json');
     hostNetwork['request'].object.spec.hostNetwork = true;
