@@ -1,10 +1,11 @@
 import { isIP } from 'node:net';
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { Logger } from '../../src/common/logger.js';
 import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../target/authority.js';
 import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../target/service-port.js';
 import { EndpointSet } from './endpoint-set.js';
 import { endpointsFromSlices } from './endpoint-slices.js';
+import { KubeClient, type KubeEndpoint } from './kube-client.js';
 import { ResourceWatch, type WatchTuning } from './resource-watch.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';
 
@@ -29,6 +30,12 @@ export const DEFAULT_FIRST_SYNC_TIMEOUT_MS = 2000;
 export const DEFAULT_POD_LOOKUP_INTERVAL_MS = 5000;
 /** How often idle watches are swept and healthy targets re-confirmed (bounds the staleness metric). */
 const SWEEP_INTERVAL_MS = 5000;
+/** The one-off EndpointSlice list behind a Pod IP lookup gives up after this. */
+const POD_LOOKUP_TIMEOUT_MS = 5000;
+
+function endpointSlicesPath(namespace: string): string {
+  return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
+}
 
 /** The Services of one namespace, watched while requests name that namespace. */
 interface NamespaceServices {
@@ -67,8 +74,7 @@ interface ServiceEndpoints {
  */
 export class KubernetesSource implements EndpointSource {
   readonly name = 'kubernetes';
-  private readonly core: CoreV1Api;
-  private readonly discovery: DiscoveryV1Api;
+  private readonly client: KubeClient;
   private readonly namespaces = new Map<string, NamespaceServices>();
   private readonly services = new Map<string, ServiceEndpoints>();
   private readonly sweepTimer: NodeJS.Timeout;
@@ -79,12 +85,11 @@ export class KubernetesSource implements EndpointSource {
   private closed = false;
 
   constructor(
-    private readonly kc: KubeConfig,
+    endpoint: KubeEndpoint,
     private readonly options: KubernetesSourceOptions,
     private readonly log: Logger,
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.client = new KubeClient(endpoint);
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.firstSyncTimeoutMs = options.firstSyncTimeoutMs ?? DEFAULT_FIRST_SYNC_TIMEOUT_MS;
     this.podLookupIntervalMs = options.podLookupIntervalMs ?? DEFAULT_POD_LOOKUP_INTERVAL_MS;
@@ -124,6 +129,7 @@ export class KubernetesSource implements EndpointSource {
     for (const ns of this.namespaces.values()) ns.watch.stop();
     this.services.clear();
     this.namespaces.clear();
+    this.client.close();
   }
 
   private async resolveService(named: ServiceName, port: number | undefined): Promise<Target | undefined> {
@@ -180,7 +186,7 @@ export class KubernetesSource implements EndpointSource {
       ns.lastPodLookupAt = now;
       let slices: V1EndpointSlice[];
       try {
-        slices = (await this.discovery.listNamespacedEndpointSlice({ namespace: ns.namespace, labelSelector: SERVICE_NAME_LABEL })).items;
+        slices = (await this.client.list<V1EndpointSlice>(endpointSlicesPath(ns.namespace), { labelSelector: SERVICE_NAME_LABEL }, POD_LOOKUP_TIMEOUT_MS)).items;
       } catch (err) {
         this.log.warn({ err, namespace: ns.namespace }, 'Pod IP lookup failed');
         continue;
@@ -227,9 +233,8 @@ export class KubernetesSource implements EndpointSource {
     }
     const log = this.log.child({ namespace, resource: 'services' });
     const watch = new ResourceWatch<V1Service>({
-      kc: this.kc,
+      client: this.client,
       resource: { group: '', plural: 'services', namespace, path: `/api/v1/namespaces/${namespace}/services` },
-      list: (options) => this.core.listNamespacedService({ namespace }, options),
       onChange: (services) => this.onServicesChanged(namespace, services),
       log,
       ...(this.options.tuning ? { tuning: this.options.tuning } : {}),
@@ -258,9 +263,8 @@ export class KubernetesSource implements EndpointSource {
       targets: new Map(),
       log,
       watch: new ResourceWatch<V1EndpointSlice>({
-        kc: this.kc,
-        resource: { group: 'discovery.k8s.io', plural: 'endpointslices', namespace, labelSelector, path: `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices` },
-        list: (options) => this.discovery.listNamespacedEndpointSlice({ namespace, labelSelector }, options),
+        client: this.client,
+        resource: { group: 'discovery.k8s.io', plural: 'endpointslices', namespace, labelSelector, path: endpointSlicesPath(namespace) },
         onChange: () => this.recompute(created),
         onHealth: (health) => {
           if (health === 'stale') for (const target of created.targets.values()) target.markStale();

@@ -1,15 +1,10 @@
-import { Observable, Watch, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware } from '@kubernetes/client-node';
 import { Backoff } from '../../src/common/backoff.js';
 import type { Logger } from '../../src/common/logger.js';
+import { KubeApiError, type KubeClient, type WatchHandle } from './kube-client.js';
 
 /** The objects we watch carry at least a name and a resourceVersion. */
 export interface KubeItem {
   metadata?: { name?: string; resourceVersion?: string };
-}
-
-export interface ListResult<T> {
-  items: T[];
-  metadata?: { resourceVersion?: string };
 }
 
 /** What is watched, in the words of an RBAC rule (named in the log line when access is refused). */
@@ -47,10 +42,8 @@ const MIN_HEALTHY_WATCH_MS = 1000;
 export type WatchHealth = 'synced' | 'stale';
 
 export interface ResourceWatchOptions<T extends KubeItem> {
-  kc: KubeConfig;
+  client: KubeClient;
   resource: WatchedResource;
-  /** One typed list call through the generated API client; `options` carries the request timeout. */
-  list: (options: ConfigurationOptions) => Promise<ListResult<T>>;
   /** The whole current collection, after the first list and after every change. */
   onChange: (items: ReadonlyMap<string, T>) => void;
   /** 'synced' after every successful (re)list or (re)connect; 'stale' when contact is lost. */
@@ -61,15 +54,6 @@ export interface ResourceWatchOptions<T extends KubeItem> {
 
 type WatchOutcome = { kind: 'closed' | 'expired'; events: number; durationMs: number };
 
-class WatchStatusError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /**
  * List, then watch from the list's resourceVersion, forever: the informer loop of client-go, written
  * out so every API reality is handled explicitly. A watch the server ends (its timeout) resumes from
@@ -79,7 +63,6 @@ class WatchStatusError extends Error {
  */
 export class ResourceWatch<T extends KubeItem> {
   private readonly items = new Map<string, T>();
-  private readonly watcher: Watch;
   private readonly tuning: WatchTuning;
   private readonly backoff: Backoff;
   private resourceVersion: string | undefined;
@@ -87,7 +70,7 @@ export class ResourceWatch<T extends KubeItem> {
   private stopped = false;
   private failing = false;
   private phase: 'list' | 'watch' = 'list';
-  private controller: AbortController | undefined;
+  private handle: WatchHandle | undefined;
   private wake: (() => void) | undefined;
   private synced = false;
   private readonly firstSync: Promise<void>;
@@ -96,7 +79,6 @@ export class ResourceWatch<T extends KubeItem> {
   lastSyncedAt: number | undefined;
 
   constructor(private readonly options: ResourceWatchOptions<T>) {
-    this.watcher = new Watch(options.kc);
     this.tuning = { ...DEFAULT_WATCH_TUNING, ...options.tuning };
     this.backoff = new Backoff({ initialMs: this.tuning.initialBackoffMs, maxMs: this.tuning.maxBackoffMs });
     this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
@@ -135,7 +117,7 @@ export class ResourceWatch<T extends KubeItem> {
 
   stop(): void {
     this.stopped = true;
-    this.controller?.abort();
+    this.handle?.abort();
     this.wake?.();
   }
 
@@ -164,7 +146,8 @@ export class ResourceWatch<T extends KubeItem> {
 
   private async relist(): Promise<void> {
     this.phase = 'list';
-    const list = await this.options.list(requestTimeout(this.tuning.requestTimeoutMs));
+    const { resource } = this.options;
+    const list = await this.options.client.list<T>(resource.path, resource.labelSelector ? { labelSelector: resource.labelSelector } : {}, this.tuning.requestTimeoutMs);
     if (this.stopped) return;
     this.items.clear();
     for (const item of list.items) {
@@ -183,7 +166,7 @@ export class ResourceWatch<T extends KubeItem> {
     const started = Date.now();
     let events = 0;
     let expired = false;
-    let statusError: WatchStatusError | undefined;
+    let statusError: KubeApiError | undefined;
     let finished = false;
     let stallTimer: NodeJS.Timeout | undefined;
     let connectTimer: NodeJS.Timeout | undefined;
@@ -194,8 +177,8 @@ export class ResourceWatch<T extends KubeItem> {
         finished = true;
         clearTimeout(stallTimer);
         clearTimeout(connectTimer);
-        this.controller?.abort();
-        this.controller = undefined;
+        this.handle?.abort();
+        this.handle = undefined;
         if (expired) resolve({ kind: 'expired', events, durationMs: Date.now() - started });
         else if (statusError) reject(statusError);
         else if (err && !this.stopped) reject(err);
@@ -210,40 +193,29 @@ export class ResourceWatch<T extends KubeItem> {
       connectTimer.unref();
       armStallTimer();
 
-      const query: Record<string, string | number | boolean> = {
-        allowWatchBookmarks: true,
-        timeoutSeconds: this.tuning.watchTimeoutSeconds,
+      const query: Record<string, string> = {
+        allowWatchBookmarks: 'true',
+        timeoutSeconds: String(this.tuning.watchTimeoutSeconds),
         ...(this.resourceVersion ? { resourceVersion: this.resourceVersion } : {}),
         ...(resource.labelSelector ? { labelSelector: resource.labelSelector } : {}),
       };
-      this.watcher
-        .watch(
-          resource.path,
-          query,
-          (type: string, object: unknown) => {
-            if (finished) return;
-            armStallTimer();
-            events++;
-            this.onEvent(type, object, (status) => {
-              if (status.code === 410) expired = true;
-              else statusError = new WatchStatusError(status.code ?? 500, status.message ?? 'watch error event');
-            });
-          },
-          (err: unknown) => finish(err),
-        )
-        .then(
-          (controller: AbortController) => {
-            clearTimeout(connectTimer);
-            if (finished || this.stopped) {
-              controller.abort();
-              finish(null);
-              return;
-            }
-            this.controller = controller;
-            this.markHealthy();
-          },
-          (err: unknown) => finish(err),
-        );
+      this.handle = this.options.client.watch(resource.path, query, {
+        onOpen: () => {
+          clearTimeout(connectTimer);
+          if (finished || this.stopped) return finish(null);
+          this.markHealthy();
+        },
+        onEvent: ({ type, object }) => {
+          if (finished) return;
+          armStallTimer();
+          events++;
+          this.onEvent(type, object, (status) => {
+            if (status.code === 410) expired = true;
+            else statusError = new KubeApiError(status.code ?? 500, status.message ?? 'watch error event');
+          });
+        },
+        onDone: (err) => finish(err ?? null),
+      });
     });
   }
 
@@ -320,21 +292,5 @@ export class ResourceWatch<T extends KubeItem> {
 }
 
 function statusCodeOf(err: unknown): number | undefined {
-  if (err instanceof WatchStatusError) return err.statusCode;
-  const candidate = err as { statusCode?: unknown; code?: unknown };
-  if (typeof candidate?.statusCode === 'number') return candidate.statusCode;
-  if (typeof candidate?.code === 'number') return candidate.code;
-  return undefined;
-}
-
-/** Per-request options for the generated client: abort the request after `ms`. */
-function requestTimeout(ms: number): ConfigurationOptions {
-  const middleware: ObservableMiddleware = {
-    pre: (context) => {
-      context.setSignal(AbortSignal.timeout(ms));
-      return new Observable(Promise.resolve(context));
-    },
-    post: (context) => new Observable(Promise.resolve(context)),
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+  return err instanceof KubeApiError ? err.statusCode : undefined;
 }

@@ -19,7 +19,7 @@ async function setUp(t: Test, options: Partial<KubernetesSourceOptions> = {}, co
   const dir = await mkdtemp(join(tmpdir(), 'meshlet-kube-'));
   const kubeconfig = await api.writeKubeconfig(dir);
   const logs = captureLogs();
-  const source = new KubernetesSource(loadKubeConfig({ kubeconfig, inCluster: false }), { namespace: 'demo', clusterDomain: 'cluster.local', tuning: FAST_TUNING, ...options }, logs.log);
+  const source = new KubernetesSource(await loadKubeConfig({ kubeconfig, inCluster: false }), { namespace: 'demo', clusterDomain: 'cluster.local', tuning: FAST_TUNING, ...options }, logs.log);
   t.teardown(async () => {
     await source.close();
     await api.close();
@@ -277,7 +277,7 @@ t.test('in a Pod: TLS with the mounted CA, and the projected token is re-read wh
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, 'token-1\n');
   await writeFile(join(dir, 'ca.crt'), api.caPem!);
-  const kc = loadKubeConfig({ inCluster: true, tokenFile }, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) });
+  const kc = await loadKubeConfig({ inCluster: true, tokenFile }, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) });
   const { log } = captureLogs();
   const source = new KubernetesSource(kc, { namespace: 'demo', clusterDomain: 'cluster.local', tuning: FAST_TUNING }, log);
   t.teardown(async () => {
@@ -300,8 +300,8 @@ t.test('in a Pod: TLS with the mounted CA, and the projected token is re-read wh
 });
 
 t.test('bad credentials settings fail at start with what to do', async (t) => {
-  t.throws(() => loadKubeConfig({ inCluster: true }, {}), { code: 'MESHLET_MISSING_PREREQUISITE', message: /KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.*--kubeconfig FILE/ });
-  t.throws(() => loadKubeConfig({ kubeconfig: '/nonexistent/kubeconfig', inCluster: false }), { message: /--kubeconfig \/nonexistent\/kubeconfig: cannot be loaded/ });
+  await t.rejects(loadKubeConfig({ inCluster: true }, {}), { code: 'MESHLET_MISSING_PREREQUISITE', message: /KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.*--kubeconfig FILE/ });
+  await t.rejects(loadKubeConfig({ kubeconfig: '/nonexistent/kubeconfig', inCluster: false }), { message: /--kubeconfig \/nonexistent\/kubeconfig: cannot be loaded/ });
 });
 
 t.test('a watch that goes silent past the stall timeout is restarted', async (t) => {
