@@ -33,6 +33,28 @@ const SWEEP_INTERVAL_MS = 5000;
 /** The one-off EndpointSlice list behind a Pod IP lookup gives up after this. */
 const POD_LOOKUP_TIMEOUT_MS = 5000;
 
+/** How many ambiguous Pod IPs are reported (each once). */
+const MAX_REPORTED_AMBIGUOUS_POD_IPS = 100;
+
+interface PodOwner {
+  service: V1Service;
+  servicePort: V1ServicePort;
+}
+
+/** What the cluster-wide index keeps of a Service: its name, ClusterIPs and ports. */
+function slimService(service: V1Service): V1Service {
+  const { metadata, spec } = service;
+  return {
+    metadata: { ...(metadata?.name ? { name: metadata.name } : {}), ...(metadata?.namespace ? { namespace: metadata.namespace } : {}), ...(metadata?.resourceVersion ? { resourceVersion: metadata.resourceVersion } : {}) },
+    spec: {
+      ...(spec?.type ? { type: spec.type } : {}),
+      ...(spec?.clusterIP ? { clusterIP: spec.clusterIP } : {}),
+      ...(spec?.clusterIPs ? { clusterIPs: spec.clusterIPs } : {}),
+      ports: (spec?.ports ?? []).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, ...(p.protocol ? { protocol: p.protocol } : {}) })),
+    },
+  };
+}
+
 function endpointSlicesPath(namespace: string): string {
   return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
 }
@@ -47,6 +69,19 @@ interface NamespaceServices {
   lastUsedAt: number;
   /** Last one-off EndpointSlice lookup for an unknown Pod IP. */
   lastPodLookupAt: number;
+}
+
+/**
+ * Every Service of the cluster, slimmed to what resolving a ClusterIP needs: started on the first
+ * connection to an address no watched namespace knows. Needs list and watch on services cluster-wide.
+ */
+interface ClusterServices {
+  watch: ResourceWatch<V1Service>;
+  /** ClusterIP (v4 and v6) → its Service, rebuilt on every change. */
+  byClusterIp: Map<string, V1Service>;
+  startedAt: number;
+  firstSyncExpired?: boolean;
+  lastUsedAt: number;
 }
 
 /** One Service's EndpointSlices (watched by label) and the targets of its ports. */
@@ -81,7 +116,10 @@ export class KubernetesSource implements EndpointSource {
   private readonly idleTimeoutMs: number;
   private readonly firstSyncTimeoutMs: number;
   private readonly podLookupIntervalMs: number;
+  private clusterServices: ClusterServices | undefined;
   private hasLoggedPodIp = false;
+  /** Pod IPs already reported as owned by several Services (said once each, bounded). */
+  private readonly ambiguousPodIps = new Set<string>();
   private closed = false;
 
   constructor(
@@ -127,6 +165,8 @@ export class KubernetesSource implements EndpointSource {
     clearInterval(this.sweepTimer);
     for (const entry of this.services.values()) entry.watch.stop();
     for (const ns of this.namespaces.values()) ns.watch.stop();
+    this.clusterServices?.watch.stop();
+    this.clusterServices = undefined;
     this.services.clear();
     this.namespaces.clear();
     this.client.close();
@@ -145,7 +185,10 @@ export class KubernetesSource implements EndpointSource {
     return this.serviceTarget(service, servicePort);
   }
 
-  /** A ClusterIP:port, or a Pod IP:port traced back to its Service. */
+  /**
+   * A ClusterIP:port of any Service (the watched namespaces first, then the cluster-wide index), or
+   * a Pod IP:port traced back to the one Service that owns it.
+   */
   private async resolveAddress(ip: string, port: number): Promise<Target | undefined> {
     const own = this.namespaceServices(this.options.namespace);
     await this.waitFirstSync(own);
@@ -158,7 +201,14 @@ export class KubernetesSource implements EndpointSource {
         }
       }
     }
-    const owner = this.podOwnerFromWatches(ip, port) ?? (await this.lookupPodOwner(ip, port));
+    const index = this.clusterServiceIndex();
+    if (await this.waitFirstSync(index)) {
+      const service = index.byClusterIp.get(ip);
+      const servicePort = service && servicePortForClusterIp(service, ip, port);
+      if (service && servicePort) return this.serviceTarget(service, servicePort);
+    }
+    const owners = this.podOwnersFromWatches(ip, port);
+    const owner = owners.length > 0 ? this.onlyOwner(ip, owners) : this.onlyOwner(ip, await this.lookupPodOwners(ip, port));
     if (!owner) return undefined;
     if (!this.hasLoggedPodIp) {
       this.hasLoggedPodIp = true;
@@ -170,16 +220,29 @@ export class KubernetesSource implements EndpointSource {
     return this.serviceTarget(owner.service, owner.servicePort);
   }
 
-  private podOwnerFromWatches(ip: string, port: number): { service: V1Service; servicePort: V1ServicePort } | undefined {
-    for (const entry of this.services.values()) {
-      const servicePort = servicePortForPodAddress(entry.service, entry.watch.current.values(), ip, port);
-      if (servicePort) return { service: entry.service, servicePort };
+  /** The owner when exactly one Service owns the Pod IP; several is ambiguous (said once per IP): pass through. */
+  private onlyOwner(ip: string, owners: PodOwner[]): PodOwner | undefined {
+    const distinct = new Map(owners.map((o) => [`${o.service.metadata?.namespace}/${o.service.metadata?.name}`, o]));
+    if (distinct.size <= 1) return owners[0];
+    if (!this.ambiguousPodIps.has(ip) && this.ambiguousPodIps.size < MAX_REPORTED_AMBIGUOUS_POD_IPS) {
+      this.ambiguousPodIps.add(ip);
+      this.log.warn({ endpoint: ip, services: [...distinct.keys()].sort() }, 'Pod IP belongs to several Services; passing it through unbalanced (call one of them by name or ClusterIP)');
     }
     return undefined;
   }
 
+  private podOwnersFromWatches(ip: string, port: number): PodOwner[] {
+    const owners: PodOwner[] = [];
+    for (const entry of this.services.values()) {
+      const servicePort = servicePortForPodAddress(entry.service, entry.watch.current.values(), ip, port);
+      if (servicePort) owners.push({ service: entry.service, servicePort });
+    }
+    return owners;
+  }
+
   /** One list of the EndpointSlices in each namespace being watched, at most once per interval. */
-  private async lookupPodOwner(ip: string, port: number): Promise<{ service: V1Service; servicePort: V1ServicePort } | undefined> {
+  private async lookupPodOwners(ip: string, port: number): Promise<PodOwner[]> {
+    const owners: PodOwner[] = [];
     const now = Date.now();
     for (const ns of this.namespaces.values()) {
       if (!ns.watch.isSynced || now - ns.lastPodLookupAt < this.podLookupIntervalMs) continue;
@@ -195,10 +258,10 @@ export class KubernetesSource implements EndpointSource {
       for (const slice of holding) {
         const service = ns.watch.current.get(slice.metadata?.labels?.[SERVICE_NAME_LABEL] ?? '');
         const servicePort = service && servicePortForPodAddress(service, [slice], ip, port);
-        if (service && servicePort) return { service, servicePort };
+        if (service && servicePort) owners.push({ service, servicePort });
       }
     }
-    return undefined;
+    return owners;
   }
 
   private async serviceTarget(service: V1Service, servicePort: V1ServicePort): Promise<Target | undefined> {
@@ -218,7 +281,7 @@ export class KubernetesSource implements EndpointSource {
    * A watch's first list is waited for at most firstSyncTimeoutMs after it started, in total: while the
    * API stays unreachable, later requests pass through at once instead of each waiting again.
    */
-  private async waitFirstSync(entry: NamespaceServices | ServiceEndpoints): Promise<boolean> {
+  private async waitFirstSync(entry: NamespaceServices | ServiceEndpoints | ClusterServices): Promise<boolean> {
     const remainingMs = Math.max(0, this.firstSyncTimeoutMs - (Date.now() - entry.startedAt));
     const synced = await entry.watch.whenSynced(remainingMs);
     if (!synced) entry.firstSyncExpired = true;
@@ -244,6 +307,35 @@ export class KubernetesSource implements EndpointSource {
     log.debug('watching services');
     watch.start();
     return ns;
+  }
+
+  private clusterServiceIndex(): ClusterServices {
+    if (this.clusterServices) {
+      this.clusterServices.lastUsedAt = Date.now();
+      return this.clusterServices;
+    }
+    const log = this.log.child({ resource: 'services', scope: 'cluster' });
+    const index: ClusterServices = {
+      byClusterIp: new Map(),
+      startedAt: Date.now(),
+      lastUsedAt: Date.now(),
+      watch: new ResourceWatch<V1Service>({
+        client: this.client,
+        resource: { group: '', plural: 'services', path: '/api/v1/services' },
+        slim: slimService,
+        onChange: (services) => {
+          index.byClusterIp = new Map();
+          for (const service of services.values()) for (const ip of clusterIpsOf(service)) index.byClusterIp.set(ip, service);
+          this.onServicesChanged(undefined, services);
+        },
+        log,
+        ...(this.options.tuning ? { tuning: this.options.tuning } : {}),
+      }),
+    };
+    this.clusterServices = index;
+    log.info('watching the ClusterIPs of every namespace');
+    index.watch.start();
+    return index;
   }
 
   private serviceEndpoints(service: V1Service): ServiceEndpoints {
@@ -281,10 +373,11 @@ export class KubernetesSource implements EndpointSource {
     return entry;
   }
 
-  private onServicesChanged(namespace: string, services: ReadonlyMap<string, V1Service>): void {
+  /** A namespace's Services (keyed by name), or with `namespace` undefined the cluster's (keyed namespace/name). */
+  private onServicesChanged(namespace: string | undefined, services: ReadonlyMap<string, V1Service>): void {
     for (const entry of this.services.values()) {
-      if (entry.namespace !== namespace) continue;
-      const service = services.get(entry.name);
+      if (namespace !== undefined && entry.namespace !== namespace) continue;
+      const service = services.get(namespace === undefined ? `${entry.namespace}/${entry.name}` : entry.name);
       if (!service || service === entry.service) continue;
       entry.service = service;
       if (entry.watch.isSynced) this.recompute(entry);
@@ -332,6 +425,12 @@ export class KubernetesSource implements EndpointSource {
         this.namespaces.delete(namespace);
         this.log.debug({ namespace }, 'stopped watching services (idle)');
       }
+    }
+    const index = this.clusterServices;
+    if (index && index.lastUsedAt < cutoff && ![...this.services.values()].some((e) => index.watch.current.get(`${e.namespace}/${e.name}`) === e.service)) {
+      index.watch.stop();
+      this.clusterServices = undefined;
+      this.log.info('stopped watching the ClusterIPs of every namespace (idle)');
     }
   }
 }

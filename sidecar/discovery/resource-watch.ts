@@ -4,14 +4,15 @@ import { KubeApiError, type KubeClient, type WatchHandle } from './kube-client.j
 
 /** The objects we watch carry at least a name and a resourceVersion. */
 export interface KubeItem {
-  metadata?: { name?: string; resourceVersion?: string };
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
 }
 
 /** What is watched, in the words of an RBAC rule (named in the log line when access is refused). */
 export interface WatchedResource {
   group: string;
   plural: string;
-  namespace: string;
+  /** Undefined for a cluster-wide watch (items are then keyed `namespace/name`). */
+  namespace?: string;
   labelSelector?: string;
   /** The API path of the collection, e.g. /apis/discovery.k8s.io/v1/namespaces/demo/endpointslices. */
   path: string;
@@ -46,6 +47,8 @@ export interface ResourceWatchOptions<T extends KubeItem> {
   resource: WatchedResource;
   /** The whole current collection, after the first list and after every change. */
   onChange: (items: ReadonlyMap<string, T>) => void;
+  /** Keeps only what is needed of each item (a cluster-wide watch holds many). */
+  slim?: (item: T) => T;
   /** 'synced' after every successful (re)list or (re)connect; 'stale' when contact is lost. */
   onHealth?: (health: WatchHealth) => void;
   log: Logger;
@@ -151,8 +154,8 @@ export class ResourceWatch<T extends KubeItem> {
     if (this.stopped) return;
     this.items.clear();
     for (const item of list.items) {
-      const name = item.metadata?.name;
-      if (name) this.items.set(name, item);
+      const key = this.keyOf(item);
+      if (key) this.items.set(key, this.options.slim ? this.options.slim(item) : item);
     }
     this.resourceVersion = list.metadata?.resourceVersion;
     this.needsList = false;
@@ -227,15 +230,21 @@ export class ResourceWatch<T extends KubeItem> {
     const item = object as T;
     const resourceVersion = item.metadata?.resourceVersion;
     if (resourceVersion) this.resourceVersion = resourceVersion;
-    const name = item.metadata?.name;
-    if (type === 'BOOKMARK' || !name) {
+    const key = this.keyOf(item);
+    if (type === 'BOOKMARK' || !key) {
       this.markHealthy();
       return;
     }
-    if (type === 'DELETED') this.items.delete(name);
-    else this.items.set(name, item);
+    if (type === 'DELETED') this.items.delete(key);
+    else this.items.set(key, this.options.slim ? this.options.slim(item) : item);
     this.markHealthy();
     this.options.onChange(this.items);
+  }
+
+  private keyOf(item: T): string | undefined {
+    const name = item.metadata?.name;
+    if (!name || this.options.resource.namespace !== undefined) return name;
+    return `${item.metadata?.namespace ?? ''}/${name}`;
   }
 
   private markHealthy(): void {
@@ -266,11 +275,12 @@ export class ResourceWatch<T extends KubeItem> {
     }
     if (statusCode === 403) {
       const verb = this.phase;
-      const rule = `${verb} ${group ? `${plural}.${group}` : plural} in namespace ${namespace}`;
-      this.options.log.error(
-        { verb, resource: plural, group, namespace, rule, statusCode },
-        `missing RBAC permission: allow ${rule} (a Role or ClusterRole with get, list, watch on ${plural} in API group "${group}", bound to this Pod's service account)`,
-      );
+      const rule = `${verb} ${group ? `${plural}.${group}` : plural} ${namespace === undefined ? 'cluster-wide' : `in namespace ${namespace}`}`;
+      const grant =
+        namespace === undefined
+          ? `a ClusterRole with get, list, watch on ${plural} in API group "${group}", bound with a ClusterRoleBinding to this Pod's service account`
+          : `a Role or ClusterRole with get, list, watch on ${plural} in API group "${group}", bound to this Pod's service account`;
+      this.options.log.error({ verb, resource: plural, group, namespace, rule, statusCode }, `missing RBAC permission: allow ${rule} (${grant})`);
     } else if (statusCode === 401) {
       this.options.log.error({ resource: plural, namespace, statusCode }, 'API rejected our credentials; keeping last good set');
     } else {

@@ -58,6 +58,8 @@ export interface ForbiddenRule {
   plural: string;
   /** Any namespace when absent. */
   namespace?: string;
+  /** Only requests at the cluster scope (no namespace in the path), e.g. a cluster-wide list. */
+  clusterWide?: boolean;
   /** Every verb when absent. */
   verb?: 'get' | 'list' | 'watch';
 }
@@ -429,7 +431,9 @@ export class KubeApiServer {
   }
 
   private isForbidden(plural: string, namespace: string | undefined, verb: 'get' | 'list' | 'watch'): boolean {
-    return this.forbidden.some((r) => r.plural === plural && (r.namespace === undefined || r.namespace === namespace) && (r.verb === undefined || r.verb === verb));
+    return this.forbidden.some(
+      (r) => r.plural === plural && (r.namespace === undefined || r.namespace === namespace) && (r.clusterWide !== true || namespace === undefined) && (r.verb === undefined || r.verb === verb),
+    );
   }
 }
 
