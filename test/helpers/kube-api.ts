@@ -103,6 +103,9 @@ export class KubeApiServer {
   private readonly history: Array<{ rv: number; plural: string; event: WatchEvent }> = [];
   private readonly watches = new Set<OpenWatch>();
   private readonly sockets = new Set<Socket>();
+  /** Bytes written and connections accepted by sockets already closed (live ones are summed on demand). */
+  private closedBytesWritten = 0;
+  private acceptedConnections = 0;
   private readonly routes: Array<{ method: string; pattern: RegExp; handler: RouteHandler }> = [];
   private forbidden: ForbiddenRule[] = [];
   private token: string | undefined;
@@ -129,7 +132,11 @@ export class KubeApiServer {
     this.server = this.certificates ? createHttpsServer({ key: this.certificates.keyPem, cert: this.certificates.certPem }, handler) : createServer(handler);
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
+      this.acceptedConnections++;
+      socket.on('close', () => {
+        this.closedBytesWritten += socket.bytesWritten;
+        this.sockets.delete(socket);
+      });
     });
     if (options.loadFixtures !== false) this.loadRecordedList();
   }
@@ -232,6 +239,16 @@ export class KubeApiServer {
   }
 
   // ---- watch control ----------------------------------------------------------------------
+
+  /**
+   * What the API side has carried: connections open now and accepted so far, and bytes written to
+   * clients (response bytes, TLS records included when serving HTTPS), for the discovery scale bench.
+   */
+  transportStats(): { openConnections: number; acceptedConnections: number; bytesWritten: number } {
+    let live = 0;
+    for (const socket of this.sockets) live += socket.bytesWritten;
+    return { openConnections: this.sockets.size, acceptedConnections: this.acceptedConnections, bytesWritten: this.closedBytesWritten + live };
+  }
 
   /** Number of watch streams open now, for one resource or all. */
   openWatches(plural?: string): number {
@@ -352,7 +369,8 @@ export class KubeApiServer {
 
   private publish(plural: string, event: WatchEvent): void {
     this.history.push({ rv: this.rv, plural, event });
-    for (const watch of this.watches) if (watch.plural === plural && matches(event.object, watch)) writeEvent(watch.res, event);
+    const line = `${JSON.stringify(event)}\n`;
+    for (const watch of this.watches) if (watch.plural === plural && matches(event.object, watch) && !watch.res.writableEnded) watch.res.write(line);
   }
 
   private endWatch(watch: OpenWatch): void {
