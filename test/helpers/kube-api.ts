@@ -394,6 +394,7 @@ export class KubeApiServer {
       const match = route.method === req.method ? route.pattern.exec(url.pathname) : null;
       if (match) return route.handler(req, res, match, url);
     }
+    if (req.method === 'POST' && url.pathname === SUBJECT_ACCESS_REVIEW_PATH) return this.reviewAccess(req, res);
     if (!parsed || req.method !== 'GET') return sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
     const kind = RESOURCES[parsed.plural];
     if (!kind || kind.group !== parsed.group || kind.version !== parsed.version) return sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
@@ -448,12 +449,28 @@ export class KubeApiServer {
     if (timeoutSeconds > 0) watch.timer = setTimeout(() => this.endWatch(watch), timeoutSeconds * 1000);
   }
 
+  /**
+   * A SubjectAccessReview, answered from the same `forbid` rules the list and watch routes apply (the
+   * rules are not per subject: every service account is refused alike).
+   */
+  private async reviewAccess(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as KubeObject & { spec?: { resourceAttributes?: { verb?: string; resource?: string; namespace?: string } } };
+    const attrs = review.spec?.resourceAttributes ?? {};
+    const verb = attrs.verb === 'get' || attrs.verb === 'list' || attrs.verb === 'watch' ? attrs.verb : undefined;
+    const allowed = verb !== undefined && attrs.resource !== undefined && !this.isForbidden(attrs.resource, attrs.namespace || undefined, verb);
+    sendJson(res, 201, { ...review, status: { allowed, ...(allowed ? {} : { reason: 'forbidden by the replay server' }) } });
+  }
+
   private isForbidden(plural: string, namespace: string | undefined, verb: 'get' | 'list' | 'watch'): boolean {
     return this.forbidden.some(
       (r) => r.plural === plural && (r.namespace === undefined || r.namespace === namespace) && (r.clusterWide !== true || namespace === undefined) && (r.verb === undefined || r.verb === verb),
     );
   }
 }
+
+const SUBJECT_ACCESS_REVIEW_PATH = '/apis/authorization.k8s.io/v1/subjectaccessreviews';
 
 // ---- object builders ------------------------------------------------------------------------
 
