@@ -15,6 +15,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,10 @@ import { endpointSliceObject, KubeApiServer, serviceObject } from '../helpers/ku
 import { driveTraffic, startBackends, startProxyProcess } from '../discovery/traffic-kit.js';
 
 const FOOTPRINT_REQUESTS = 50;
+const FIXED_RATE_RPS = 1000;
+const FIXED_RATE_SECONDS = 5;
+const PACE_INTERVAL_MS = 10;
+const PACED_SOCKETS = 16;
 /** After the last request, the proxy is left alone this long before its RSS is read. */
 const IDLE_SETTLE_MS = 3000;
 /** BENCH_SCALE_SIZES="10,50" for a quicker run. */
@@ -87,18 +92,69 @@ async function measure(policy: string): Promise<{ samples: number[]; missed: num
 
 // ---------------------------------------------------------------- 1. footprint
 
+interface FootprintRow {
+  label: string;
+  idleRssMiB: number;
+  /** VmHWM after the fixed-rate run: the peak so far, under that load. */
+  loadedHwmMiB: number;
+  served: number;
+  failed: number;
+}
+
 function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
   return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
 }
 
-async function idleFootprint(): Promise<Array<{ label: string; rssMiB: number; hwmMiB: number; served: number }>> {
+/**
+ * HTTP/1.1 GETs naming `host` at `rps` (a batch every PACE_INTERVAL_MS over keep-alive sockets) for
+ * `seconds`; resolves with how many got a 200 and how many did not.
+ */
+async function pacedLoad(port: number, host: string, rps: number, seconds: number): Promise<{ ok: number; failed: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: PACED_SOCKETS });
+  const perTick = Math.max(1, Math.round((rps * PACE_INTERVAL_MS) / 1000));
+  const counts = { ok: 0, failed: 0 };
+  const inFlight = new Set<Promise<void>>();
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', agent, headers: { host }, timeout: 5000 }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) counts.ok++;
+          else counts.failed++;
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', () => {
+        counts.failed++;
+        resolve();
+      });
+      req.end();
+    });
+  const started = performance.now();
+  for (let tick = 0; tick < (seconds * 1000) / PACE_INTERVAL_MS; tick++) {
+    for (let i = 0; i < perTick; i++) {
+      const pending = one().then(() => {
+        inFlight.delete(pending);
+      });
+      inFlight.add(pending);
+    }
+    const wait = started + (tick + 1) * PACE_INTERVAL_MS - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await Promise.all(inFlight);
+  agent.destroy();
+  return counts;
+}
+
+async function footprint(): Promise<FootprintRow[]> {
   const backends = await startBackends([BASE]);
   const plain = await KubeApiServer.start({ loadFixtures: false });
   const tls = await KubeApiServer.start({ loadFixtures: false, tls: true, token: 'bench-token' });
   const dir = await mkdtemp(join(tmpdir(), 'meshlet-bench-'));
-  const rows: Array<{ label: string; rssMiB: number; hwmMiB: number; served: number }> = [];
+  const rows: FootprintRow[] = [];
   try {
     for (const api of [plain, tls]) {
       api.upsert('services', serviceObject({ name: 'web', namespace: 'demo', clusterIP: '10.96.0.111', ports: [{ port: 80, targetPort: backends.port }] }));
@@ -121,7 +177,9 @@ async function idleFootprint(): Promise<Array<{ label: string; rssMiB: number; h
         while (traffic.results.length < FOOTPRINT_REQUESTS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
         await traffic.stop();
         await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
-        rows.push({ label, ...memoryOf(proxy.child.pid!), served: traffic.results.filter((r) => r.status === 200).length });
+        const idle = memoryOf(proxy.child.pid!);
+        const load = await pacedLoad(proxy.listening['port'], 'web.demo:80', FIXED_RATE_RPS, FIXED_RATE_SECONDS);
+        rows.push({ label, idleRssMiB: idle.rssMiB, loadedHwmMiB: memoryOf(proxy.child.pid!).hwmMiB, served: traffic.results.filter((r) => r.status === 200).length + load.ok, failed: load.failed });
       } finally {
         await proxy.stop();
       }
@@ -275,9 +333,11 @@ async function measureScale(clients: number): Promise<ScaleRow> {
 
 async function main(): Promise<void> {
   console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`footprint: RSS of the compiled proxy (node ${PROXY_NODE_OPTIONS} bin/meshlet.js proxy), idle ${IDLE_SETTLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo`);
-  for (const row of await idleFootprint()) {
-    console.log(`  ${row.label.padEnd(32)} RSS ${row.rssMiB.toFixed(1)} MiB  peak (VmHWM) ${row.hwmMiB.toFixed(1)} MiB  (${row.served} requests served)`);
+  console.log(
+    `footprint: the compiled proxy (node ${PROXY_NODE_OPTIONS} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo, then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
+  );
+  for (const row of await footprint()) {
+    console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed)`);
   }
 
   console.log(`discovery: EndpointSlice MODIFIED event written by the replay API server -> first request at the new endpoint, through the real meshlet proxy (${ITERATIONS} updates, sequential keep-alive HTTP/1.1 client)`);
