@@ -78,6 +78,9 @@ export class ResourceWatch<T extends KubeItem> {
   private synced = false;
   private readonly firstSync: Promise<void>;
   private resolveFirstSync!: () => void;
+  /** The last attempt was refused (401, 403) and nothing was listed since. */
+  private refused = false;
+  private readonly refusalWaiters = new Set<() => void>();
   /** When the collection was last confirmed current (ms since epoch). */
   lastSyncedAt: number | undefined;
 
@@ -105,16 +108,26 @@ export class ResourceWatch<T extends KubeItem> {
     return this;
   }
 
-  /** Resolves true once the first list arrived, or false after `timeoutMs` without it. */
+  /**
+   * Resolves true once the first list arrived; false after `timeoutMs` without it, or as soon as the
+   * API refuses us (401, 403): waiting longer would not help, and the request passes through at once.
+   */
   async whenSynced(timeoutMs: number): Promise<boolean> {
     if (this.synced) return true;
+    if (this.refused) return false;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
       timer.unref();
     });
-    const result = await Promise.race([this.firstSync.then(() => true as const), timedOut]);
+    let wake: () => void = () => undefined;
+    const refused = new Promise<false>((resolve) => {
+      wake = () => resolve(false);
+      this.refusalWaiters.add(wake);
+    });
+    const result = await Promise.race([this.firstSync.then(() => true as const), timedOut, refused]);
     clearTimeout(timer);
+    this.refusalWaiters.delete(wake);
     return result;
   }
 
@@ -251,6 +264,7 @@ export class ResourceWatch<T extends KubeItem> {
     this.lastSyncedAt = Date.now();
     if (this.failing) this.options.log.info({ resource: this.options.resource.plural, namespace: this.options.resource.namespace }, 'API contact restored');
     this.failing = false;
+    this.refused = false;
     if (!this.synced) {
       this.synced = true;
       this.resolveFirstSync();
@@ -268,6 +282,11 @@ export class ResourceWatch<T extends KubeItem> {
       this.needsList = true;
       this.options.log.info({ resource: plural, namespace }, 'resource version expired, relisting');
       return;
+    }
+    if ((statusCode === 401 || statusCode === 403) && !this.synced) {
+      this.refused = true;
+      for (const wake of this.refusalWaiters) wake();
+      this.refusalWaiters.clear();
     }
     if (wasFailing) {
       this.options.log.debug({ err, statusCode, attempt: this.backoff.attempts }, 'API still unreachable');

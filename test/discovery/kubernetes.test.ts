@@ -372,3 +372,13 @@ t.test('a Pod IP owned by two Services passes through, said once; owned by one, 
   t.match(warnings[0], { level: 'warn', endpoint: '10.244.2.11', services: ['demo/web', 'demo/web-canary'] });
   t.equal((await source.resolve({ originalDst: { host: '10.244.1.10', port: 8080 } }))?.id, 'demo/web:80', 'only web owns 10.244.1.10');
 });
+
+t.test('a refused list passes the request through at once instead of waiting out the first-sync bound', async (t) => {
+  const { source } = await setUp(t, { firstSyncTimeoutMs: 10_000 }, (api) => api.forbid({ plural: 'services', clusterWide: true }));
+  const started = Date.now();
+  t.equal(await source.resolve({ originalDst: { host: '10.96.7.7', port: 8080 } }), undefined, 'an unknown ClusterIP with the cluster-wide Services list forbidden');
+  t.ok(Date.now() - started < 5000, `answered after ${Date.now() - started} ms, not after the 10 s bound`);
+  const again = Date.now();
+  t.equal(await source.resolve({ originalDst: { host: '10.96.7.8', port: 8080 } }), undefined);
+  t.ok(Date.now() - again < 5000, 'the next one does not wait either');
+});
