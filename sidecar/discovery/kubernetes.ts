@@ -103,9 +103,11 @@ interface ServiceEndpoints {
  * Kubernetes discovery: lazy per-Service EndpointSlice watches (label kubernetes.io/service-name),
  * started on the first request that names the Service and stopped after it goes unused, plus a
  * Services watch per namespace being called (the Pod's own, and any other an authority names) for
- * names, ports, targetPorts and ClusterIPs. Nothing cluster-wide is watched. A Pod IP is traced to its
- * Service through the EndpointSlices already watched or, failing that, one rate-limited list of the
- * EndpointSlices of the namespaces being watched.
+ * names, ports, targetPorts and ClusterIPs. The one cluster-wide watch, of Services slimmed to their
+ * ClusterIPs and ports, starts only when a connection goes to an address none of those namespaces
+ * know. A Pod IP is traced to its Service through the EndpointSlices already watched or, failing
+ * that, one rate-limited list of the EndpointSlices of the namespaces being watched; it resolves
+ * only when exactly one Service owns it. All API calls go through our own KubeClient.
  */
 export class KubernetesSource implements EndpointSource {
   readonly name = 'kubernetes';
