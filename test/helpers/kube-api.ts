@@ -9,8 +9,9 @@ import { readKubeFixture, readKubeFixtureLines } from './kube-fixtures.js';
 
 /**
  * A real HTTP server on loopback that speaks the kube-apiserver's list, get and watch protocol, so
- * @kubernetes/client-node does the talking in tests. It starts from the responses recorded from a real
- * kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
+ * real clients do the talking in tests: the sidecar's own KubeClient, and @kubernetes/client-node
+ * (diagnose, and test/discovery/kube-api.test.ts). It also answers SubjectAccessReviews from its
+ * forbid rules. It starts from the responses recorded from a real kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
  * test change objects (every change is streamed to open watches as the apiserver would), close watch
  * streams, expire resource versions (410), go down and come back, refuse with 403, require a token,
  * and answer extra GET routes of its own (e.g. a pod proxy to /metrics).
