@@ -17,6 +17,8 @@ export interface KubeEndpoint {
   /** PEM CA bundle that signed the server's certificate; the system CAs when absent. */
   caPem?: string | Buffer;
   insecureSkipTlsVerify?: boolean;
+  /** The name to verify the server's certificate against, when not the host in `server` (kubeconfig tls-server-name). */
+  tlsServerName?: string;
   /** Client certificate authentication (PEM). */
   certPem?: string | Buffer;
   keyPem?: string | Buffer;
@@ -76,6 +78,7 @@ export class KubeClient {
           ...(endpoint.caPem ? { ca: endpoint.caPem } : {}),
           ...(endpoint.certPem ? { cert: endpoint.certPem } : {}),
           ...(endpoint.keyPem ? { key: endpoint.keyPem } : {}),
+          ...(endpoint.tlsServerName ? { servername: endpoint.tlsServerName } : {}),
           rejectUnauthorized: endpoint.insecureSkipTlsVerify !== true,
         })
       : new HttpAgent({ keepAlive: true });

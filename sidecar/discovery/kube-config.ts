@@ -18,8 +18,9 @@ export interface KubeCredentialsOptions {
 
 /**
  * Where the API is and how to authenticate: a kubeconfig file outside a cluster (its current context;
- * the fields in SUPPORTED_USER_FIELDS, a CA file or data, insecure-skip-tls-verify), or in a Pod the
- * service-account token (re-read whenever kubelet rotates it) and CA, at KUBERNETES_SERVICE_HOST/PORT.
+ * the fields in SUPPORTED_USER_FIELDS, a CA file or data, insecure-skip-tls-verify, tls-server-name),
+ * or in a Pod the service-account token (re-read whenever kubelet rotates it) and CA, at
+ * KUBERNETES_SERVICE_HOST/PORT.
  */
 export async function loadKubeConfig(options: KubeCredentialsOptions, env: NodeJS.ProcessEnv = process.env): Promise<KubeEndpoint> {
   if (options.kubeconfig) return fromKubeconfigFile(options.kubeconfig);
@@ -64,6 +65,7 @@ async function fromKubeconfigFile(file: string): Promise<KubeEndpoint> {
   if (!context) return fail(`has no current context with a cluster (current-context: ${JSON.stringify(contextName ?? null)})`);
   const cluster = (doc.clusters ?? []).find((c) => c.name === context.cluster)?.cluster;
   if (!cluster || typeof cluster.server !== 'string') return fail(`has no current context with a cluster (cluster ${JSON.stringify(context.cluster ?? null)} with a server)`);
+  if (cluster['proxy-url'] !== undefined) return fail(`cluster ${JSON.stringify(context.cluster)} uses proxy-url, which meshlet proxy does not support; allowed: server, certificate-authority(-data), insecure-skip-tls-verify, tls-server-name`);
   const user = (doc.users ?? []).find((u) => u.name === context.user)?.user ?? {};
   const unsupported = Object.keys(user).filter((key) => !['token', 'tokenFile', 'client-certificate', 'client-certificate-data', 'client-key', 'client-key-data'].includes(key));
   if (unsupported.length > 0) return fail(`user ${JSON.stringify(context.user)} uses ${unsupported.join(', ')}, which meshlet proxy does not support; allowed: ${SUPPORTED_USER_FIELDS}`);
@@ -87,6 +89,7 @@ async function fromKubeconfigFile(file: string): Promise<KubeEndpoint> {
     server: cluster.server.replace(/\/+$/, ''),
     ...(caPem ? { caPem } : {}),
     ...(cluster['insecure-skip-tls-verify'] === true ? { insecureSkipTlsVerify: true } : {}),
+    ...(typeof cluster['tls-server-name'] === 'string' ? { tlsServerName: cluster['tls-server-name'] } : {}),
     ...(certPem && keyPem ? { certPem, keyPem } : {}),
     ...(typeof user.token === 'string' ? { token: user.token } : {}),
     ...(tokenFile ? { tokenFile } : {}),

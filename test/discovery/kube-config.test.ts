@@ -58,3 +58,26 @@ t.test('an error answer carries the API status code and its message', async (t) 
   t.teardown(() => client.close());
   await t.rejects(client.list('/api/v1/namespaces/demo/services', {}, 5000), { statusCode: 403, message: /cannot list resource "services" in API group "" in the namespace "demo"/ });
 });
+
+t.test('tls-server-name is the name the API server certificate is checked against', async (t) => {
+  const api = await KubeApiServer.start({ tls: true, tlsNames: ['kubernetes.default.svc'] });
+  t.teardown(() => api.close());
+  const dir = await tempDir(t);
+  const caData = Buffer.from(api.caPem!).toString('base64');
+  await writeFile(join(dir, 'named'), kubeconfigYaml(`{server: "${api.url}", certificate-authority-data: ${caData}, tls-server-name: kubernetes.default.svc}`, '{token: x}'));
+  await writeFile(join(dir, 'unnamed'), kubeconfigYaml(`{server: "${api.url}", certificate-authority-data: ${caData}}`, '{token: x}'));
+  const named = new KubeClient(await loadKubeConfig({ kubeconfig: join(dir, 'named'), inCluster: false }));
+  const unnamed = new KubeClient(await loadKubeConfig({ kubeconfig: join(dir, 'unnamed'), inCluster: false }));
+  t.teardown(() => {
+    named.close();
+    unnamed.close();
+  });
+  t.equal((await named.list('/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices', {}, 5000)).items.length, 2, 'verified as kubernetes.default.svc');
+  await t.rejects(unnamed.list('/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices', {}, 5000), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }, 'the certificate is not valid for 127.0.0.1');
+});
+
+t.test('a kubeconfig cluster behind proxy-url is refused at start, naming the field', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'config'), kubeconfigYaml('{server: "https://10.0.0.1:6443", proxy-url: "http://proxy:3128"}', '{token: x}'));
+  await t.rejects(loadKubeConfig({ kubeconfig: join(dir, 'config'), inCluster: false }), { message: /cluster "replay" uses proxy-url, which meshlet proxy does not support; allowed: server/ });
+});

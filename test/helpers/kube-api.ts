@@ -93,6 +93,8 @@ export interface KubeApiOptions {
   rewrite?: { addresses: Record<string, string>; port?: number };
   /** Serve HTTPS with a fresh CA (for in-cluster credentials, which insist on TLS); `caPem` is the CA. */
   tls?: boolean;
+  /** The names the serving certificate is valid for (default 127.0.0.1 and localhost). */
+  tlsNames?: string[];
 }
 
 export class KubeApiServer {
@@ -129,7 +131,7 @@ export class KubeApiServer {
         res.end(String(err.stack));
       });
     };
-    this.certificates = options.tls ? generateCertificates({ names: ['127.0.0.1', 'localhost'] }) : undefined;
+    this.certificates = options.tls ? generateCertificates({ names: options.tlsNames ?? ['127.0.0.1', 'localhost'] }) : undefined;
     this.server = this.certificates ? createHttpsServer({ key: this.certificates.keyPem, cert: this.certificates.certPem }, handler) : createServer(handler);
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
