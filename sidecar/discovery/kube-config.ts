@@ -1,13 +1,14 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import { isIPv6 } from 'node:net';
-import { KubeConfig, type User } from '@kubernetes/client-node';
-
-type Authenticator = Parameters<KubeConfig['addAuthenticator']>[0];
 import { MissingPrerequisiteError } from '../../src/common/errors.js';
+import type { KubeEndpoint } from './kube-client.js';
 
 /** Where Kubernetes mounts the default service-account token, CA and namespace. */
 export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** What a kubeconfig user may use with the proxy's own client. */
+const SUPPORTED_USER_FIELDS = 'token, tokenFile, client-certificate(-data) with client-key(-data)';
 
 export interface KubeCredentialsOptions {
   kubeconfig?: string;
@@ -16,20 +17,13 @@ export interface KubeCredentialsOptions {
 }
 
 /**
- * Credentials for the API: a kubeconfig file outside a cluster, or in a Pod the projected token of
- * the proxy's service account, re-read whenever kubelet rotates it (see ProjectedTokenAuth).
+ * Where the API is and how to authenticate: a kubeconfig file outside a cluster (its current context;
+ * the fields in SUPPORTED_USER_FIELDS, a CA file or data, insecure-skip-tls-verify, tls-server-name),
+ * or in a Pod the service-account token (re-read whenever kubelet rotates it) and CA, at
+ * KUBERNETES_SERVICE_HOST/PORT.
  */
-export function loadKubeConfig(options: KubeCredentialsOptions, env: NodeJS.ProcessEnv = process.env): KubeConfig {
-  const kc = new KubeConfig();
-  if (options.kubeconfig) {
-    try {
-      kc.loadFromFile(options.kubeconfig);
-    } catch (err) {
-      throw new MissingPrerequisiteError(`--kubeconfig ${options.kubeconfig}: cannot be loaded (${(err as Error).message})`, { cause: err });
-    }
-    if (!kc.getCurrentCluster()) throw new MissingPrerequisiteError(`--kubeconfig ${options.kubeconfig}: has no current context with a cluster`);
-    return kc;
-  }
+export async function loadKubeConfig(options: KubeCredentialsOptions, env: NodeJS.ProcessEnv = process.env): Promise<KubeEndpoint> {
+  if (options.kubeconfig) return fromKubeconfigFile(options.kubeconfig);
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT;
   if (!host || !port) {
@@ -39,45 +33,65 @@ export function loadKubeConfig(options: KubeCredentialsOptions, env: NodeJS.Proc
   const besideToken = join(dirname(tokenFile), 'ca.crt');
   const caFile = existsSync(besideToken) ? besideToken : join(DEFAULT_SERVICE_ACCOUNT_DIR, 'ca.crt');
   const scheme = port === '80' || port === '8080' ? 'http' : 'https';
-  kc.addAuthenticator(new ProjectedTokenAuth());
-  kc.loadFromClusterAndUser(
-    { name: 'in-cluster', server: `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`, caFile, skipTLSVerify: false },
-    { name: 'meshlet-proxy', authProvider: { name: PROJECTED_TOKEN_PROVIDER, config: { path: tokenFile } } },
-  );
-  return kc;
+  return {
+    server: `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`,
+    ...(existsSync(caFile) ? { caPem: readFileSync(caFile) } : {}),
+    tokenFile,
+  };
 }
 
-/** Our auth provider; its config key is `path`, since the client's own FileAuth claims any `tokenFile`. */
-const PROJECTED_TOKEN_PROVIDER = 'meshlet-projected-token';
+type Named<K extends string> = { name?: unknown } & { [key in K]?: Record<string, unknown> };
 
-/**
- * Bearer token from a projected service-account token file, re-read as soon as the file changes
- * (kubelet rotates it well before expiry by swapping a symlink), so no request goes out with an
- * expired token. A stat per API request is cheap: the proxy makes few (lists and watches).
- */
-class ProjectedTokenAuth implements Authenticator {
-  private token = '';
-  private readAt = '';
-
-  isAuthProvider(user: User): boolean {
-    return user.authProvider?.name === PROJECTED_TOKEN_PROVIDER;
+/** The YAML parser is loaded only for a kubeconfig: a proxy in a Pod never needs it (about 2 MiB of RSS). */
+async function fromKubeconfigFile(file: string): Promise<KubeEndpoint> {
+  const fail = (problem: string, cause?: unknown): never => {
+    throw new MissingPrerequisiteError(`--kubeconfig ${file}: ${problem}`, cause === undefined ? undefined : { cause });
+  };
+  let doc: {
+    'current-context'?: unknown;
+    contexts?: Array<Named<'context'>>;
+    clusters?: Array<Named<'cluster'>>;
+    users?: Array<Named<'user'>>;
+  };
+  try {
+    const { load } = await import('js-yaml');
+    doc = (load(readFileSync(file, 'utf8')) ?? {}) as typeof doc;
+  } catch (err) {
+    return fail(`cannot be loaded (${(err as Error).message})`, err);
   }
-
-  async applyAuthentication(user: User, opts: Parameters<Authenticator['applyAuthentication']>[1]): Promise<void> {
-    const tokenFile = (user.authProvider?.config as { path?: string } | undefined)?.path;
-    if (!tokenFile) return;
+  const base = dirname(file);
+  const contextName = doc['current-context'];
+  const context = (doc.contexts ?? []).find((c) => c.name === contextName)?.context;
+  if (!context) return fail(`has no current context with a cluster (current-context: ${JSON.stringify(contextName ?? null)})`);
+  const cluster = (doc.clusters ?? []).find((c) => c.name === context.cluster)?.cluster;
+  if (!cluster || typeof cluster.server !== 'string') return fail(`has no current context with a cluster (cluster ${JSON.stringify(context.cluster ?? null)} with a server)`);
+  if (cluster['proxy-url'] !== undefined) return fail(`cluster ${JSON.stringify(context.cluster)} uses proxy-url, which meshlet proxy does not support; allowed: server, certificate-authority(-data), insecure-skip-tls-verify, tls-server-name`);
+  const user = (doc.users ?? []).find((u) => u.name === context.user)?.user ?? {};
+  const unsupported = Object.keys(user).filter((key) => !['token', 'tokenFile', 'client-certificate', 'client-certificate-data', 'client-key', 'client-key-data'].includes(key));
+  if (unsupported.length > 0) return fail(`user ${JSON.stringify(context.user)} uses ${unsupported.join(', ')}, which meshlet proxy does not support; allowed: ${SUPPORTED_USER_FIELDS}`);
+  const pem = (dataKey: string, fileKey: string, from: Record<string, unknown>): Buffer | undefined => {
+    const data = from[dataKey];
+    if (typeof data === 'string') return Buffer.from(data, 'base64');
+    const path = from[fileKey];
+    if (typeof path !== 'string') return undefined;
     try {
-      const stats = statSync(tokenFile);
-      const version = `${stats.ino}:${stats.mtimeMs}:${stats.size}`;
-      if (version !== this.readAt) {
-        this.token = readFileSync(tokenFile, 'utf8').trim();
-        this.readAt = version;
-      }
-    } catch {
-      // Unreadable for a moment (mid-rotation): the last token read is the best we have.
+      return readFileSync(isAbsolute(path) ? path : join(base, path));
+    } catch (err) {
+      return fail(`${fileKey} ${path} cannot be read (${(err as Error).message})`, err);
     }
-    if (!this.token) return;
-    opts.headers ??= {};
-    (opts.headers as Record<string, string>).Authorization = `Bearer ${this.token}`;
-  }
+  };
+  const caPem = pem('certificate-authority-data', 'certificate-authority', cluster);
+  const certPem = pem('client-certificate-data', 'client-certificate', user);
+  const keyPem = pem('client-key-data', 'client-key', user);
+  if ((certPem === undefined) !== (keyPem === undefined)) return fail(`user ${JSON.stringify(context.user)} has a client certificate without its key (or a key without its certificate); allowed: both or neither`);
+  const tokenFile = typeof user.tokenFile === 'string' ? (isAbsolute(user.tokenFile) ? user.tokenFile : join(base, user.tokenFile)) : undefined;
+  return {
+    server: cluster.server.replace(/\/+$/, ''),
+    ...(caPem ? { caPem } : {}),
+    ...(cluster['insecure-skip-tls-verify'] === true ? { insecureSkipTlsVerify: true } : {}),
+    ...(typeof cluster['tls-server-name'] === 'string' ? { tlsServerName: cluster['tls-server-name'] } : {}),
+    ...(certPem && keyPem ? { certPem, keyPem } : {}),
+    ...(typeof user.token === 'string' ? { token: user.token } : {}),
+    ...(tokenFile ? { tokenFile } : {}),
+  };
 }

@@ -1,10 +1,11 @@
 import { isIP } from 'node:net';
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { Logger } from '../../src/common/logger.js';
 import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../target/authority.js';
 import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../target/service-port.js';
 import { EndpointSet } from './endpoint-set.js';
 import { endpointsFromSlices } from './endpoint-slices.js';
+import { KubeClient, type KubeEndpoint } from './kube-client.js';
 import { ResourceWatch, type WatchTuning } from './resource-watch.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';
 
@@ -29,6 +30,34 @@ export const DEFAULT_FIRST_SYNC_TIMEOUT_MS = 2000;
 export const DEFAULT_POD_LOOKUP_INTERVAL_MS = 5000;
 /** How often idle watches are swept and healthy targets re-confirmed (bounds the staleness metric). */
 const SWEEP_INTERVAL_MS = 5000;
+/** The one-off EndpointSlice list behind a Pod IP lookup gives up after this. */
+const POD_LOOKUP_TIMEOUT_MS = 5000;
+
+/** How many ambiguous Pod IPs are reported (each once). */
+const MAX_REPORTED_AMBIGUOUS_POD_IPS = 100;
+
+interface PodOwner {
+  service: V1Service;
+  servicePort: V1ServicePort;
+}
+
+/** What the cluster-wide index keeps of a Service: its name, ClusterIPs and ports. */
+function slimService(service: V1Service): V1Service {
+  const { metadata, spec } = service;
+  return {
+    metadata: { ...(metadata?.name ? { name: metadata.name } : {}), ...(metadata?.namespace ? { namespace: metadata.namespace } : {}), ...(metadata?.resourceVersion ? { resourceVersion: metadata.resourceVersion } : {}) },
+    spec: {
+      ...(spec?.type ? { type: spec.type } : {}),
+      ...(spec?.clusterIP ? { clusterIP: spec.clusterIP } : {}),
+      ...(spec?.clusterIPs ? { clusterIPs: spec.clusterIPs } : {}),
+      ports: (spec?.ports ?? []).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, ...(p.protocol ? { protocol: p.protocol } : {}) })),
+    },
+  };
+}
+
+function endpointSlicesPath(namespace: string): string {
+  return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
+}
 
 /** The Services of one namespace, watched while requests name that namespace. */
 interface NamespaceServices {
@@ -40,6 +69,19 @@ interface NamespaceServices {
   lastUsedAt: number;
   /** Last one-off EndpointSlice lookup for an unknown Pod IP. */
   lastPodLookupAt: number;
+}
+
+/**
+ * Every Service of the cluster, slimmed to what resolving a ClusterIP needs: started on the first
+ * connection to an address no watched namespace knows. Needs list and watch on services cluster-wide.
+ */
+interface ClusterServices {
+  watch: ResourceWatch<V1Service>;
+  /** ClusterIP (v4 and v6) → its Service, rebuilt on every change. */
+  byClusterIp: Map<string, V1Service>;
+  startedAt: number;
+  firstSyncExpired?: boolean;
+  lastUsedAt: number;
 }
 
 /** One Service's EndpointSlices (watched by label) and the targets of its ports. */
@@ -61,30 +103,33 @@ interface ServiceEndpoints {
  * Kubernetes discovery: lazy per-Service EndpointSlice watches (label kubernetes.io/service-name),
  * started on the first request that names the Service and stopped after it goes unused, plus a
  * Services watch per namespace being called (the Pod's own, and any other an authority names) for
- * names, ports, targetPorts and ClusterIPs. Nothing cluster-wide is watched. A Pod IP is traced to its
- * Service through the EndpointSlices already watched or, failing that, one rate-limited list of the
- * EndpointSlices of the namespaces being watched.
+ * names, ports, targetPorts and ClusterIPs. The one cluster-wide watch, of Services slimmed to their
+ * ClusterIPs and ports, starts only when a connection goes to an address none of those namespaces
+ * know. A Pod IP is traced to its Service through the EndpointSlices already watched or, failing
+ * that, one rate-limited list of the EndpointSlices of the namespaces being watched; it resolves
+ * only when exactly one Service owns it. All API calls go through our own KubeClient.
  */
 export class KubernetesSource implements EndpointSource {
   readonly name = 'kubernetes';
-  private readonly core: CoreV1Api;
-  private readonly discovery: DiscoveryV1Api;
+  private readonly client: KubeClient;
   private readonly namespaces = new Map<string, NamespaceServices>();
   private readonly services = new Map<string, ServiceEndpoints>();
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly idleTimeoutMs: number;
   private readonly firstSyncTimeoutMs: number;
   private readonly podLookupIntervalMs: number;
+  private clusterServices: ClusterServices | undefined;
   private hasLoggedPodIp = false;
+  /** Pod IPs already reported as owned by several Services (said once each, bounded). */
+  private readonly ambiguousPodIps = new Set<string>();
   private closed = false;
 
   constructor(
-    private readonly kc: KubeConfig,
+    endpoint: KubeEndpoint,
     private readonly options: KubernetesSourceOptions,
     private readonly log: Logger,
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.client = new KubeClient(endpoint);
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.firstSyncTimeoutMs = options.firstSyncTimeoutMs ?? DEFAULT_FIRST_SYNC_TIMEOUT_MS;
     this.podLookupIntervalMs = options.podLookupIntervalMs ?? DEFAULT_POD_LOOKUP_INTERVAL_MS;
@@ -122,8 +167,11 @@ export class KubernetesSource implements EndpointSource {
     clearInterval(this.sweepTimer);
     for (const entry of this.services.values()) entry.watch.stop();
     for (const ns of this.namespaces.values()) ns.watch.stop();
+    this.clusterServices?.watch.stop();
+    this.clusterServices = undefined;
     this.services.clear();
     this.namespaces.clear();
+    this.client.close();
   }
 
   private async resolveService(named: ServiceName, port: number | undefined): Promise<Target | undefined> {
@@ -139,7 +187,10 @@ export class KubernetesSource implements EndpointSource {
     return this.serviceTarget(service, servicePort);
   }
 
-  /** A ClusterIP:port, or a Pod IP:port traced back to its Service. */
+  /**
+   * A ClusterIP:port of any Service (the watched namespaces first, then the cluster-wide index), or
+   * a Pod IP:port traced back to the one Service that owns it.
+   */
   private async resolveAddress(ip: string, port: number): Promise<Target | undefined> {
     const own = this.namespaceServices(this.options.namespace);
     await this.waitFirstSync(own);
@@ -152,7 +203,14 @@ export class KubernetesSource implements EndpointSource {
         }
       }
     }
-    const owner = this.podOwnerFromWatches(ip, port) ?? (await this.lookupPodOwner(ip, port));
+    const index = this.clusterServiceIndex();
+    if (await this.waitFirstSync(index)) {
+      const service = index.byClusterIp.get(ip);
+      const servicePort = service && servicePortForClusterIp(service, ip, port);
+      if (service && servicePort) return this.serviceTarget(service, servicePort);
+    }
+    const owners = this.podOwnersFromWatches(ip, port);
+    const owner = owners.length > 0 ? this.onlyOwner(ip, owners) : this.onlyOwner(ip, await this.lookupPodOwners(ip, port));
     if (!owner) return undefined;
     if (!this.hasLoggedPodIp) {
       this.hasLoggedPodIp = true;
@@ -164,23 +222,36 @@ export class KubernetesSource implements EndpointSource {
     return this.serviceTarget(owner.service, owner.servicePort);
   }
 
-  private podOwnerFromWatches(ip: string, port: number): { service: V1Service; servicePort: V1ServicePort } | undefined {
-    for (const entry of this.services.values()) {
-      const servicePort = servicePortForPodAddress(entry.service, entry.watch.current.values(), ip, port);
-      if (servicePort) return { service: entry.service, servicePort };
+  /** The owner when exactly one Service owns the Pod IP; several is ambiguous (said once per IP): pass through. */
+  private onlyOwner(ip: string, owners: PodOwner[]): PodOwner | undefined {
+    const distinct = new Map(owners.map((o) => [`${o.service.metadata?.namespace}/${o.service.metadata?.name}`, o]));
+    if (distinct.size <= 1) return owners[0];
+    if (!this.ambiguousPodIps.has(ip) && this.ambiguousPodIps.size < MAX_REPORTED_AMBIGUOUS_POD_IPS) {
+      this.ambiguousPodIps.add(ip);
+      this.log.warn({ endpoint: ip, services: [...distinct.keys()].sort() }, 'Pod IP belongs to several Services; passing it through unbalanced (call one of them by name or ClusterIP)');
     }
     return undefined;
   }
 
+  private podOwnersFromWatches(ip: string, port: number): PodOwner[] {
+    const owners: PodOwner[] = [];
+    for (const entry of this.services.values()) {
+      const servicePort = servicePortForPodAddress(entry.service, entry.watch.current.values(), ip, port);
+      if (servicePort) owners.push({ service: entry.service, servicePort });
+    }
+    return owners;
+  }
+
   /** One list of the EndpointSlices in each namespace being watched, at most once per interval. */
-  private async lookupPodOwner(ip: string, port: number): Promise<{ service: V1Service; servicePort: V1ServicePort } | undefined> {
+  private async lookupPodOwners(ip: string, port: number): Promise<PodOwner[]> {
+    const owners: PodOwner[] = [];
     const now = Date.now();
     for (const ns of this.namespaces.values()) {
       if (!ns.watch.isSynced || now - ns.lastPodLookupAt < this.podLookupIntervalMs) continue;
       ns.lastPodLookupAt = now;
       let slices: V1EndpointSlice[];
       try {
-        slices = (await this.discovery.listNamespacedEndpointSlice({ namespace: ns.namespace, labelSelector: SERVICE_NAME_LABEL })).items;
+        slices = (await this.client.list<V1EndpointSlice>(endpointSlicesPath(ns.namespace), { labelSelector: SERVICE_NAME_LABEL }, POD_LOOKUP_TIMEOUT_MS)).items;
       } catch (err) {
         this.log.warn({ err, namespace: ns.namespace }, 'Pod IP lookup failed');
         continue;
@@ -189,10 +260,10 @@ export class KubernetesSource implements EndpointSource {
       for (const slice of holding) {
         const service = ns.watch.current.get(slice.metadata?.labels?.[SERVICE_NAME_LABEL] ?? '');
         const servicePort = service && servicePortForPodAddress(service, [slice], ip, port);
-        if (service && servicePort) return { service, servicePort };
+        if (service && servicePort) owners.push({ service, servicePort });
       }
     }
-    return undefined;
+    return owners;
   }
 
   private async serviceTarget(service: V1Service, servicePort: V1ServicePort): Promise<Target | undefined> {
@@ -212,7 +283,7 @@ export class KubernetesSource implements EndpointSource {
    * A watch's first list is waited for at most firstSyncTimeoutMs after it started, in total: while the
    * API stays unreachable, later requests pass through at once instead of each waiting again.
    */
-  private async waitFirstSync(entry: NamespaceServices | ServiceEndpoints): Promise<boolean> {
+  private async waitFirstSync(entry: NamespaceServices | ServiceEndpoints | ClusterServices): Promise<boolean> {
     const remainingMs = Math.max(0, this.firstSyncTimeoutMs - (Date.now() - entry.startedAt));
     const synced = await entry.watch.whenSynced(remainingMs);
     if (!synced) entry.firstSyncExpired = true;
@@ -227,9 +298,8 @@ export class KubernetesSource implements EndpointSource {
     }
     const log = this.log.child({ namespace, resource: 'services' });
     const watch = new ResourceWatch<V1Service>({
-      kc: this.kc,
+      client: this.client,
       resource: { group: '', plural: 'services', namespace, path: `/api/v1/namespaces/${namespace}/services` },
-      list: (options) => this.core.listNamespacedService({ namespace }, options),
       onChange: (services) => this.onServicesChanged(namespace, services),
       log,
       ...(this.options.tuning ? { tuning: this.options.tuning } : {}),
@@ -239,6 +309,35 @@ export class KubernetesSource implements EndpointSource {
     log.debug('watching services');
     watch.start();
     return ns;
+  }
+
+  private clusterServiceIndex(): ClusterServices {
+    if (this.clusterServices) {
+      this.clusterServices.lastUsedAt = Date.now();
+      return this.clusterServices;
+    }
+    const log = this.log.child({ resource: 'services', scope: 'cluster' });
+    const index: ClusterServices = {
+      byClusterIp: new Map(),
+      startedAt: Date.now(),
+      lastUsedAt: Date.now(),
+      watch: new ResourceWatch<V1Service>({
+        client: this.client,
+        resource: { group: '', plural: 'services', path: '/api/v1/services' },
+        slim: slimService,
+        onChange: (services) => {
+          index.byClusterIp = new Map();
+          for (const service of services.values()) for (const ip of clusterIpsOf(service)) index.byClusterIp.set(ip, service);
+          this.onServicesChanged(undefined, services);
+        },
+        log,
+        ...(this.options.tuning ? { tuning: this.options.tuning } : {}),
+      }),
+    };
+    this.clusterServices = index;
+    log.info('watching the ClusterIPs of every namespace');
+    index.watch.start();
+    return index;
   }
 
   private serviceEndpoints(service: V1Service): ServiceEndpoints {
@@ -258,9 +357,8 @@ export class KubernetesSource implements EndpointSource {
       targets: new Map(),
       log,
       watch: new ResourceWatch<V1EndpointSlice>({
-        kc: this.kc,
-        resource: { group: 'discovery.k8s.io', plural: 'endpointslices', namespace, labelSelector, path: `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices` },
-        list: (options) => this.discovery.listNamespacedEndpointSlice({ namespace, labelSelector }, options),
+        client: this.client,
+        resource: { group: 'discovery.k8s.io', plural: 'endpointslices', namespace, labelSelector, path: endpointSlicesPath(namespace) },
         onChange: () => this.recompute(created),
         onHealth: (health) => {
           if (health === 'stale') for (const target of created.targets.values()) target.markStale();
@@ -277,10 +375,11 @@ export class KubernetesSource implements EndpointSource {
     return entry;
   }
 
-  private onServicesChanged(namespace: string, services: ReadonlyMap<string, V1Service>): void {
+  /** A namespace's Services (keyed by name), or with `namespace` undefined the cluster's (keyed namespace/name). */
+  private onServicesChanged(namespace: string | undefined, services: ReadonlyMap<string, V1Service>): void {
     for (const entry of this.services.values()) {
-      if (entry.namespace !== namespace) continue;
-      const service = services.get(entry.name);
+      if (namespace !== undefined && entry.namespace !== namespace) continue;
+      const service = services.get(namespace === undefined ? `${entry.namespace}/${entry.name}` : entry.name);
       if (!service || service === entry.service) continue;
       entry.service = service;
       if (entry.watch.isSynced) this.recompute(entry);
@@ -328,6 +427,12 @@ export class KubernetesSource implements EndpointSource {
         this.namespaces.delete(namespace);
         this.log.debug({ namespace }, 'stopped watching services (idle)');
       }
+    }
+    const index = this.clusterServices;
+    if (index && index.lastUsedAt < cutoff && ![...this.services.values()].some((e) => index.watch.current.get(`${e.namespace}/${e.name}`) === e.service)) {
+      index.watch.stop();
+      this.clusterServices = undefined;
+      this.log.info('stopped watching the ClusterIPs of every namespace (idle)');
     }
   }
 }

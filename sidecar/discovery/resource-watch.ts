@@ -1,22 +1,18 @@
-import { Observable, Watch, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware } from '@kubernetes/client-node';
 import { Backoff } from '../../src/common/backoff.js';
 import type { Logger } from '../../src/common/logger.js';
+import { KubeApiError, type KubeClient, type WatchHandle } from './kube-client.js';
 
 /** The objects we watch carry at least a name and a resourceVersion. */
 export interface KubeItem {
-  metadata?: { name?: string; resourceVersion?: string };
-}
-
-export interface ListResult<T> {
-  items: T[];
-  metadata?: { resourceVersion?: string };
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
 }
 
 /** What is watched, in the words of an RBAC rule (named in the log line when access is refused). */
 export interface WatchedResource {
   group: string;
   plural: string;
-  namespace: string;
+  /** Undefined for a cluster-wide watch (items are then keyed `namespace/name`). */
+  namespace?: string;
   labelSelector?: string;
   /** The API path of the collection, e.g. /apis/discovery.k8s.io/v1/namespaces/demo/endpointslices. */
   path: string;
@@ -47,12 +43,12 @@ const MIN_HEALTHY_WATCH_MS = 1000;
 export type WatchHealth = 'synced' | 'stale';
 
 export interface ResourceWatchOptions<T extends KubeItem> {
-  kc: KubeConfig;
+  client: KubeClient;
   resource: WatchedResource;
-  /** One typed list call through the generated API client; `options` carries the request timeout. */
-  list: (options: ConfigurationOptions) => Promise<ListResult<T>>;
   /** The whole current collection, after the first list and after every change. */
   onChange: (items: ReadonlyMap<string, T>) => void;
+  /** Keeps only what is needed of each item (a cluster-wide watch holds many). */
+  slim?: (item: T) => T;
   /** 'synced' after every successful (re)list or (re)connect; 'stale' when contact is lost. */
   onHealth?: (health: WatchHealth) => void;
   log: Logger;
@@ -60,15 +56,6 @@ export interface ResourceWatchOptions<T extends KubeItem> {
 }
 
 type WatchOutcome = { kind: 'closed' | 'expired'; events: number; durationMs: number };
-
-class WatchStatusError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * List, then watch from the list's resourceVersion, forever: the informer loop of client-go, written
@@ -79,7 +66,6 @@ class WatchStatusError extends Error {
  */
 export class ResourceWatch<T extends KubeItem> {
   private readonly items = new Map<string, T>();
-  private readonly watcher: Watch;
   private readonly tuning: WatchTuning;
   private readonly backoff: Backoff;
   private resourceVersion: string | undefined;
@@ -87,16 +73,18 @@ export class ResourceWatch<T extends KubeItem> {
   private stopped = false;
   private failing = false;
   private phase: 'list' | 'watch' = 'list';
-  private controller: AbortController | undefined;
+  private handle: WatchHandle | undefined;
   private wake: (() => void) | undefined;
   private synced = false;
   private readonly firstSync: Promise<void>;
   private resolveFirstSync!: () => void;
+  /** The last attempt was refused (401, 403) and nothing was listed since. */
+  private refused = false;
+  private readonly refusalWaiters = new Set<() => void>();
   /** When the collection was last confirmed current (ms since epoch). */
   lastSyncedAt: number | undefined;
 
   constructor(private readonly options: ResourceWatchOptions<T>) {
-    this.watcher = new Watch(options.kc);
     this.tuning = { ...DEFAULT_WATCH_TUNING, ...options.tuning };
     this.backoff = new Backoff({ initialMs: this.tuning.initialBackoffMs, maxMs: this.tuning.maxBackoffMs });
     this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
@@ -120,22 +108,32 @@ export class ResourceWatch<T extends KubeItem> {
     return this;
   }
 
-  /** Resolves true once the first list arrived, or false after `timeoutMs` without it. */
+  /**
+   * Resolves true once the first list arrived; false after `timeoutMs` without it, or as soon as the
+   * API refuses us (401, 403): waiting longer would not help, and the request passes through at once.
+   */
   async whenSynced(timeoutMs: number): Promise<boolean> {
     if (this.synced) return true;
+    if (this.refused) return false;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
       timer.unref();
     });
-    const result = await Promise.race([this.firstSync.then(() => true as const), timedOut]);
+    let wake: () => void = () => undefined;
+    const refused = new Promise<false>((resolve) => {
+      wake = () => resolve(false);
+      this.refusalWaiters.add(wake);
+    });
+    const result = await Promise.race([this.firstSync.then(() => true as const), timedOut, refused]);
     clearTimeout(timer);
+    this.refusalWaiters.delete(wake);
     return result;
   }
 
   stop(): void {
     this.stopped = true;
-    this.controller?.abort();
+    this.handle?.abort();
     this.wake?.();
   }
 
@@ -164,12 +162,13 @@ export class ResourceWatch<T extends KubeItem> {
 
   private async relist(): Promise<void> {
     this.phase = 'list';
-    const list = await this.options.list(requestTimeout(this.tuning.requestTimeoutMs));
+    const { resource } = this.options;
+    const list = await this.options.client.list<T>(resource.path, resource.labelSelector ? { labelSelector: resource.labelSelector } : {}, this.tuning.requestTimeoutMs);
     if (this.stopped) return;
     this.items.clear();
     for (const item of list.items) {
-      const name = item.metadata?.name;
-      if (name) this.items.set(name, item);
+      const key = this.keyOf(item);
+      if (key) this.items.set(key, this.options.slim ? this.options.slim(item) : item);
     }
     this.resourceVersion = list.metadata?.resourceVersion;
     this.needsList = false;
@@ -183,7 +182,7 @@ export class ResourceWatch<T extends KubeItem> {
     const started = Date.now();
     let events = 0;
     let expired = false;
-    let statusError: WatchStatusError | undefined;
+    let statusError: KubeApiError | undefined;
     let finished = false;
     let stallTimer: NodeJS.Timeout | undefined;
     let connectTimer: NodeJS.Timeout | undefined;
@@ -194,8 +193,8 @@ export class ResourceWatch<T extends KubeItem> {
         finished = true;
         clearTimeout(stallTimer);
         clearTimeout(connectTimer);
-        this.controller?.abort();
-        this.controller = undefined;
+        this.handle?.abort();
+        this.handle = undefined;
         if (expired) resolve({ kind: 'expired', events, durationMs: Date.now() - started });
         else if (statusError) reject(statusError);
         else if (err && !this.stopped) reject(err);
@@ -210,40 +209,29 @@ export class ResourceWatch<T extends KubeItem> {
       connectTimer.unref();
       armStallTimer();
 
-      const query: Record<string, string | number | boolean> = {
-        allowWatchBookmarks: true,
-        timeoutSeconds: this.tuning.watchTimeoutSeconds,
+      const query: Record<string, string> = {
+        allowWatchBookmarks: 'true',
+        timeoutSeconds: String(this.tuning.watchTimeoutSeconds),
         ...(this.resourceVersion ? { resourceVersion: this.resourceVersion } : {}),
         ...(resource.labelSelector ? { labelSelector: resource.labelSelector } : {}),
       };
-      this.watcher
-        .watch(
-          resource.path,
-          query,
-          (type: string, object: unknown) => {
-            if (finished) return;
-            armStallTimer();
-            events++;
-            this.onEvent(type, object, (status) => {
-              if (status.code === 410) expired = true;
-              else statusError = new WatchStatusError(status.code ?? 500, status.message ?? 'watch error event');
-            });
-          },
-          (err: unknown) => finish(err),
-        )
-        .then(
-          (controller: AbortController) => {
-            clearTimeout(connectTimer);
-            if (finished || this.stopped) {
-              controller.abort();
-              finish(null);
-              return;
-            }
-            this.controller = controller;
-            this.markHealthy();
-          },
-          (err: unknown) => finish(err),
-        );
+      this.handle = this.options.client.watch(resource.path, query, {
+        onOpen: () => {
+          clearTimeout(connectTimer);
+          if (finished || this.stopped) return finish(null);
+          this.markHealthy();
+        },
+        onEvent: ({ type, object }) => {
+          if (finished) return;
+          armStallTimer();
+          events++;
+          this.onEvent(type, object, (status) => {
+            if (status.code === 410) expired = true;
+            else statusError = new KubeApiError(status.code ?? 500, status.message ?? 'watch error event');
+          });
+        },
+        onDone: (err) => finish(err ?? null),
+      });
     });
   }
 
@@ -255,21 +243,28 @@ export class ResourceWatch<T extends KubeItem> {
     const item = object as T;
     const resourceVersion = item.metadata?.resourceVersion;
     if (resourceVersion) this.resourceVersion = resourceVersion;
-    const name = item.metadata?.name;
-    if (type === 'BOOKMARK' || !name) {
+    const key = this.keyOf(item);
+    if (type === 'BOOKMARK' || !key) {
       this.markHealthy();
       return;
     }
-    if (type === 'DELETED') this.items.delete(name);
-    else this.items.set(name, item);
+    if (type === 'DELETED') this.items.delete(key);
+    else this.items.set(key, this.options.slim ? this.options.slim(item) : item);
     this.markHealthy();
     this.options.onChange(this.items);
+  }
+
+  private keyOf(item: T): string | undefined {
+    const name = item.metadata?.name;
+    if (!name || this.options.resource.namespace !== undefined) return name;
+    return `${item.metadata?.namespace ?? ''}/${name}`;
   }
 
   private markHealthy(): void {
     this.lastSyncedAt = Date.now();
     if (this.failing) this.options.log.info({ resource: this.options.resource.plural, namespace: this.options.resource.namespace }, 'API contact restored');
     this.failing = false;
+    this.refused = false;
     if (!this.synced) {
       this.synced = true;
       this.resolveFirstSync();
@@ -288,17 +283,23 @@ export class ResourceWatch<T extends KubeItem> {
       this.options.log.info({ resource: plural, namespace }, 'resource version expired, relisting');
       return;
     }
+    if ((statusCode === 401 || statusCode === 403) && !this.synced) {
+      this.refused = true;
+      for (const wake of this.refusalWaiters) wake();
+      this.refusalWaiters.clear();
+    }
     if (wasFailing) {
       this.options.log.debug({ err, statusCode, attempt: this.backoff.attempts }, 'API still unreachable');
       return;
     }
     if (statusCode === 403) {
       const verb = this.phase;
-      const rule = `${verb} ${group ? `${plural}.${group}` : plural} in namespace ${namespace}`;
-      this.options.log.error(
-        { verb, resource: plural, group, namespace, rule, statusCode },
-        `missing RBAC permission: allow ${rule} (a Role or ClusterRole with get, list, watch on ${plural} in API group "${group}", bound to this Pod's service account)`,
-      );
+      const rule = `${verb} ${group ? `${plural}.${group}` : plural} ${namespace === undefined ? 'cluster-wide' : `in namespace ${namespace}`}`;
+      const grant =
+        namespace === undefined
+          ? `a ClusterRole with get, list, watch on ${plural} in API group "${group}", bound with a ClusterRoleBinding to this Pod's service account`
+          : `a Role or ClusterRole with get, list, watch on ${plural} in API group "${group}", bound to this Pod's service account`;
+      this.options.log.error({ verb, resource: plural, group, namespace, rule, statusCode }, `missing RBAC permission: allow ${rule} (${grant})`);
     } else if (statusCode === 401) {
       this.options.log.error({ resource: plural, namespace, statusCode }, 'API rejected our credentials; keeping last good set');
     } else {
@@ -320,21 +321,5 @@ export class ResourceWatch<T extends KubeItem> {
 }
 
 function statusCodeOf(err: unknown): number | undefined {
-  if (err instanceof WatchStatusError) return err.statusCode;
-  const candidate = err as { statusCode?: unknown; code?: unknown };
-  if (typeof candidate?.statusCode === 'number') return candidate.statusCode;
-  if (typeof candidate?.code === 'number') return candidate.code;
-  return undefined;
-}
-
-/** Per-request options for the generated client: abort the request after `ms`. */
-function requestTimeout(ms: number): ConfigurationOptions {
-  const middleware: ObservableMiddleware = {
-    pre: (context) => {
-      context.setSignal(AbortSignal.timeout(ms));
-      return new Observable(Promise.resolve(context));
-    },
-    post: (context) => new Observable(Promise.resolve(context)),
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+  return err instanceof KubeApiError ? err.statusCode : undefined;
 }

@@ -28,9 +28,9 @@ export async function createDiscovery(options: DiscoveryOptions, log: Logger): P
       ...(options.dnsIntervalMs ? { intervalMs: options.dnsIntervalMs } : {}),
     };
     if (options.kubeconfig || options.inCluster) {
-      // Loaded only here: @kubernetes/client-node costs a standalone proxy about 130 MiB of RSS.
+      // Loaded only when asked for: a standalone proxy never holds the Kubernetes client code.
       const [{ loadKubeConfig }, { KubernetesSource }] = await Promise.all([import('./kube-config.js'), import('./kubernetes.js')]);
-      const kube = new KubernetesSource(loadKubeConfig(options), { namespace: options.namespace, clusterDomain: options.clusterDomain }, dlog.child({ source: 'kubernetes' }));
+      const kube = new KubernetesSource(await loadKubeConfig(options), { namespace: options.namespace, clusterDomain: options.clusterDomain }, dlog.child({ source: 'kubernetes' }));
       sources.push(kube);
       if (!options.upstreamDns) sources.push(new DnsSource({ ...dnsOptions, isActive: () => !kube.isApiReachable }, dlog.child({ source: 'dns-fallback' })));
     }

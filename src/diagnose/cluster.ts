@@ -1,4 +1,4 @@
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, type V1Namespace, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { AuthorizationV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, type V1Namespace, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { PROXY_ADMIN_PORT } from '../common/constants.js';
 import { MeshletError } from '../common/errors.js';
 
@@ -21,8 +21,21 @@ export interface ClusterReader {
   endpointSlices(namespace: string, service: string): Promise<V1EndpointSlice[]>;
   namespace(name: string): Promise<V1Namespace | undefined>;
   pods(namespace: string): Promise<V1Pod[]>;
+  /**
+   * Whether a service account may do `access` (a SubjectAccessReview); undefined when diagnose itself
+   * may not ask (no create on subjectaccessreviews) or the API cannot answer.
+   */
+  canAccess(serviceAccount: { namespace: string; name: string }, access: ResourceAccess): Promise<boolean | undefined>;
   /** The sidecar's Prometheus text, through the API server's pod proxy to its admin port. */
   sidecarMetrics(namespace: string, pod: string, timeoutMs: number): Promise<string>;
+}
+
+/** One RBAC question: may the subject `verb` `resource` (in API `group`) in `namespace` (cluster-wide when absent)? */
+export interface ResourceAccess {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace?: string;
 }
 
 export function loadKubeConfig(file: string | undefined): KubeConfig {
@@ -50,7 +63,7 @@ function statusOf(err: unknown): number | undefined {
 function explain(what: string, err: unknown, server: string): ClusterReadError {
   const status = statusOf(err);
   if (status === 401) return new ClusterReadError(`${what}: the API server at ${server} did not accept our credentials (401)`, { cause: err });
-  if (status === 403) return new ClusterReadError(`${what}: forbidden (403); diagnose needs get on services, namespaces and pods/proxy, list on pods and endpointslices (ClusterRole meshlet-diagnose in manifests/observability/diagnose-rbac.yaml)`, { cause: err });
+  if (status === 403) return new ClusterReadError(`${what}: forbidden (403); diagnose needs get on services, namespaces and pods/proxy, list on pods and endpointslices, create on subjectaccessreviews (ClusterRole meshlet-diagnose in manifests/observability/diagnose-rbac.yaml)`, { cause: err });
   if (status === 404) return new ClusterReadError(`${what}: not found (404)`, { cause: err });
   const detail = status !== undefined ? `HTTP ${status}` : (err as Error).message;
   return new ClusterReadError(`${what}: ${detail} (API server ${server})`, { cause: err });
@@ -60,6 +73,7 @@ export function connectCluster(kubeconfig: string | undefined): ClusterReader {
   const kc = loadKubeConfig(kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const authorization = kc.makeApiClient(AuthorizationV1Api);
   const server = kc.getCurrentCluster()!.server;
   const context = kc.getContextObject(kc.getCurrentContext());
   const call = async <T>(what: string, request: () => Promise<T>, timeoutMs = API_TIMEOUT_MS): Promise<T> => {
@@ -88,6 +102,28 @@ export function connectCluster(kubeconfig: string | undefined): ClusterReader {
       }
     },
     pods: async (namespace) => (await call(`Pods in ${namespace}`, () => core.listNamespacedPod({ namespace }))).items,
+    canAccess: async (serviceAccount, access) => {
+      const { namespace, name } = serviceAccount;
+      try {
+        const review = await withTimeout(
+          authorization.createSubjectAccessReview({
+            body: {
+              apiVersion: 'authorization.k8s.io/v1',
+              kind: 'SubjectAccessReview',
+              spec: {
+                user: `system:serviceaccount:${namespace}:${name}`,
+                groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+                resourceAttributes: { verb: access.verb, group: access.group, resource: access.resource, ...(access.namespace ? { namespace: access.namespace } : {}) },
+              },
+            },
+          }),
+          API_TIMEOUT_MS,
+        );
+        return review.status?.allowed === true;
+      } catch {
+        return undefined;
+      }
+    },
     sidecarMetrics: (namespace, pod, timeoutMs) =>
       call(`metrics of ${namespace}/${pod}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${pod}:${PROXY_ADMIN_PORT}`, namespace, path: 'metrics' }), timeoutMs),
   };

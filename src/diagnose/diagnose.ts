@@ -1,7 +1,7 @@
 import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
 import { formatHostPort } from '../common/values.js';
-import type { ClusterReader } from './cluster.js';
-import { classifyPod, type PodMeshState } from './pods.js';
+import type { ClusterReader, ResourceAccess } from './cluster.js';
+import { classifyPod, hasSidecar, type PodMeshState } from './pods.js';
 import { parsePrometheusText } from './prometheus-text.js';
 import { analyseShares, type ShareAnalysis } from './shares.js';
 import { serviceTraffic, type ServiceEndpoint, type SidecarScrape } from './traffic.js';
@@ -39,8 +39,23 @@ export interface Diagnosis {
     unreadable: { pod: string; error: string }[];
     missingSidecar: { pod: string; namespace: string; fix: string }[];
   };
+  /** What the callers' sidecars may read to balance requests to the Service (RBAC), per service account. */
+  discoveryAccess: DiscoveryAccess[];
   windowSeconds: number;
   analysis: ShareAnalysis;
+}
+
+/** One client service account's discovery permissions, as the API server's SubjectAccessReview answers. */
+export interface DiscoveryAccess {
+  namespace: string;
+  serviceAccount: string;
+  /** False when diagnose could not ask (it needs create on subjectaccessreviews). */
+  checked: boolean;
+  /** Rules missing to balance calls to the Service by name or by its ClusterIP, e.g. "list endpointslices.discovery.k8s.io in namespace shop". */
+  missing: string[];
+  /** Rules missing to resolve ClusterIPs of other namespaces ("list services cluster-wide"). */
+  missingClusterWide: string[];
+  fixes: string[];
 }
 
 const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -82,6 +97,7 @@ export async function diagnoseService(reader: ClusterReader, options: DiagnoseOp
   }
   const after = scrapable.length > 0 ? await scrape() : [];
   const scraped = after.filter((a) => before === undefined || before.some((b) => b.pod === a.pod)).map((a) => a.pod);
+  const discoveryAccess = await checkDiscoveryAccess(reader, namespace, clientNamespaces.flatMap((ns) => podsByNamespace.get(ns) ?? []).filter(hasSidecar));
   const { traffic, callers } = serviceTraffic(before?.filter((b) => scraped.includes(b.pod)), after.filter((a) => scraped.includes(a.pod)), { namespace, name }, endpoints);
   return {
     service: describeService(service, namespace, name),
@@ -94,9 +110,51 @@ export async function diagnoseService(reader: ClusterReader, options: DiagnoseOp
       unreadable: [...unreadable].map(([pod, error]) => ({ pod, error })),
       missingSidecar: states.filter((s) => s.missingSidecar).map((s) => ({ pod: s.name, namespace: s.namespace, fix: s.fix! })),
     },
+    discoveryAccess,
     windowSeconds: options.windowMs / 1000,
     analysis: explainSilence(analyseShares(traffic), meshed.length, scraped.length, name),
   };
+}
+
+/** The verbs a sidecar's watches use (sidecar/discovery/resource-watch.ts). */
+const WATCH_VERBS = ['list', 'watch'];
+
+function describeRule(access: ResourceAccess): string {
+  const resource = access.group ? `${access.resource}.${access.group}` : access.resource;
+  return `${access.verb} ${resource} ${access.namespace ? `in namespace ${access.namespace}` : 'cluster-wide'}`;
+}
+
+/**
+ * For each service account the meshed callers run as: may its sidecars list and watch the Service's
+ * Services and EndpointSlices (needed to balance at all), and Services cluster-wide (needed for
+ * ClusterIPs of other namespaces)? Missing rules come with the kubectl command that grants them.
+ */
+async function checkDiscoveryAccess(reader: ClusterReader, serviceNamespace: string, meshedPods: readonly V1Pod[]): Promise<DiscoveryAccess[]> {
+  const accounts = new Map<string, { namespace: string; name: string }>();
+  for (const pod of meshedPods) {
+    const namespace = pod.metadata?.namespace ?? serviceNamespace;
+    const name = pod.spec?.serviceAccountName ?? 'default';
+    accounts.set(`${namespace}/${name}`, { namespace, name });
+  }
+  const needed: ResourceAccess[] = WATCH_VERBS.flatMap((verb) => [
+    { verb, group: '', resource: 'services', namespace: serviceNamespace },
+    { verb, group: 'discovery.k8s.io', resource: 'endpointslices', namespace: serviceNamespace },
+  ]);
+  const clusterWide: ResourceAccess[] = WATCH_VERBS.map((verb) => ({ verb, group: '', resource: 'services' }));
+  const results: DiscoveryAccess[] = [];
+  for (const account of [...accounts.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))) {
+    const answers = await Promise.all([...needed, ...clusterWide].map(async (access) => ({ access, allowed: await reader.canAccess(account, access) })));
+    const checked = answers.every((a) => a.allowed !== undefined);
+    const missing = checked ? answers.filter((a) => a.allowed === false && a.access.namespace !== undefined).map((a) => describeRule(a.access)) : [];
+    const missingClusterWide = checked ? answers.filter((a) => a.allowed === false && a.access.namespace === undefined).map((a) => describeRule(a.access)) : [];
+    const group = `system:serviceaccounts:${account.namespace}`;
+    const fixes = [
+      ...(missing.length > 0 ? [`kubectl create rolebinding meshlet-proxy-discovery-${account.namespace} --clusterrole=meshlet-proxy-discovery --group=${group} -n ${serviceNamespace}`] : []),
+      ...(missingClusterWide.length > 0 ? [`kubectl create clusterrolebinding meshlet-proxy-service-index-${account.namespace} --clusterrole=meshlet-proxy-service-index --group=${group}`] : []),
+    ];
+    results.push({ namespace: account.namespace, serviceAccount: account.name, checked, missing, missingClusterWide, fixes });
+  }
+  return results;
 }
 
 /** With no requests seen, says why: nobody meshed, no sidecar readable, or no calls in the window. */

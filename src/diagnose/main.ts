@@ -25,9 +25,11 @@ export const command: CommandSpec = {
   details: `
 Reads the Service, its EndpointSlices and the Pods of the client namespaces; reads each meshed Pod's
 sidecar /metrics (port 15090) twice through the API server's pod proxy, WINDOW apart; and judges the
-per-endpoint share of requests to the Service over that window.
-Needs get on services, namespaces and pods/proxy, list on pods and endpointslices
-(ClusterRole meshlet-diagnose in manifests/observability/diagnose-rbac.yaml).
+per-endpoint share of requests to the Service over that window. Asks the API server (SubjectAccessReview)
+whether each caller service account's sidecars may list and watch the Services and EndpointSlices they
+need, and prints the kubectl command for any missing binding.
+Needs get on services, namespaces and pods/proxy, list on pods and endpointslices, create on
+subjectaccessreviews (ClusterRole meshlet-diagnose in manifests/observability/diagnose-rbac.yaml).
 
 Exit codes: 0 balanced (or uneven only because slower Pods get less), 3 imbalanced,
 4 nothing to judge (no meshed callers or no requests in the window), 1 could not read the cluster,

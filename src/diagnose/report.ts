@@ -32,6 +32,16 @@ export function formatDiagnosis(d: Diagnosis): string {
     lines.push(`  ! Pod ${m.namespace}/${m.pod} asked to be meshed but runs without the sidecar (admitted while the webhook was down?)`);
     lines.push(`    fix: ${m.fix}`);
   }
+  for (const access of d.discoveryAccess) {
+    const who = `sidecars in ${access.namespace} (service account ${access.serviceAccount})`;
+    if (!access.checked) {
+      lines.push(`  ? could not check what the ${who} may read: diagnose needs create on subjectaccessreviews.authorization.k8s.io`);
+      continue;
+    }
+    if (access.missing.length > 0) lines.push(`  ! ${who} may not ${access.missing.join(', ')}: their requests to ${s.name} pass through unbalanced`);
+    if (access.missingClusterWide.length > 0) lines.push(`  note: ${who} may not ${access.missingClusterWide.join(', ')}: a ClusterIP of another namespace passes through unbalanced (calls by name are not affected)`);
+    for (const fix of access.fixes) lines.push(`    fix: ${fix}`);
+  }
   lines.push('');
   const a = d.analysis;
   const window = d.windowSeconds > 0 ? `over the last ${d.windowSeconds} s` : 'since the sidecars started';

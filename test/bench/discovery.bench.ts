@@ -1,14 +1,46 @@
-// `node --import tsx test/bench/discovery.bench.ts` (part of `npm run bench`): from an EndpointSlice
-// update leaving the (replayed) API server to the first request the real `meshlet proxy` process sends
-// to the new endpoint, while a client keeps sending keep-alive HTTP/1.1 requests naming the Service.
-// Aim: under 100 ms. Prints figures; asserts nothing. Bounded: ITERATIONS updates, each waited on for
-// at most WAIT_MS. Everything runs on loopback (backends on 127.0.0.x).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// `node --import tsx test/bench/discovery.bench.ts` (part of `npm run bench`; needs `npm run build`).
+// Three parts, each printed as it finishes; asserts nothing; everything on loopback.
+// 1. Footprint: RSS of the compiled proxy (bin/meshlet.js, the sidecar's Node flags) idle after a few
+//    requests, with a static --upstream list beside Kubernetes discovery against the replay API server
+//    (plain HTTP kubeconfig, and HTTPS with a CA and token as in a Pod).
+// 2. Propagation: from an EndpointSlice update leaving the (replayed) API server to the first request
+//    the real `meshlet proxy` process sends to the new endpoint, while a client keeps sending keep-alive
+//    HTTP/1.1 requests naming the Service. Aim: under 100 ms. Bounded: ITERATIONS updates, each waited
+//    on for at most WAIT_MS (backends on 127.0.0.x).
+// 3. Scale: N sidecar discovery clients (KubernetesSource, each with its own connections, as N Pods
+//    would have), spread over SCALE_WORKERS child processes, all calling one Service; per EndpointSlice
+//    change the API side's bytes written and CPU (the replay server runs alone in this process), and
+//    the time until the last client saw the change; connections held. N = SCALE_SIZES.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
+import { createLogger } from '../../src/common/logger.js';
+import { KubernetesSource } from '../../sidecar/discovery/kubernetes.js';
+import { loadKubeConfig } from '../../sidecar/discovery/kube-config.js';
+import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
 import { endpointSliceObject, KubeApiServer, serviceObject } from '../helpers/kube-api.js';
 import { driveTraffic, startBackends, startProxyProcess } from '../discovery/traffic-kit.js';
 
+const FOOTPRINT_REQUESTS = 50;
+const FIXED_RATE_RPS = 1000;
+const FIXED_RATE_SECONDS = 5;
+const PACE_INTERVAL_MS = 10;
+const PACED_SOCKETS = 16;
+/** After the last request, the proxy is left alone this long before its RSS is read. */
+const IDLE_SETTLE_MS = 3000;
+/** BENCH_SCALE_SIZES="10,50" for a quicker run. */
+const SCALE_SIZES = (process.env.BENCH_SCALE_SIZES ?? '10,100,500').split(',').map(Number);
+const SCALE_WORKERS = 4;
+const SCALE_CHANGES = 5;
+/** How long every client has to see one change before it counts as missed. */
+const SCALE_WAIT_MS = 30_000;
+const SCALE_START_TIMEOUT_MS = 120_000;
 const ITERATIONS = 20;
 const WAIT_MS = 5000;
 const POLICIES = ['round-robin', 'peak-ewma'];
@@ -58,11 +90,276 @@ async function measure(policy: string): Promise<{ samples: number[]; missed: num
   return { samples: samples.sort((a, b) => a - b), missed, requests: traffic.results.length, failures: traffic.results.filter((r) => r.status !== 200).length };
 }
 
-console.log(`discovery: EndpointSlice MODIFIED event written by the replay API server -> first request at the new endpoint, through the real meshlet proxy (${ITERATIONS} updates, sequential keep-alive HTTP/1.1 client)`);
-for (const policy of POLICIES) {
-  const { samples, missed, requests, failures } = await measure(policy);
-  const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-  console.log(
-    `  --lb-policy ${policy.padEnd(11)} p50 ${fmt(percentile(samples, 50))}  p95 ${fmt(percentile(samples, 95))}  max ${fmt(samples.at(-1) ?? NaN)}  (n=${samples.length}, not reached within ${WAIT_MS} ms: ${missed}; ${requests} requests, ${failures} failed; aim < 100 ms)`,
-  );
+// ---------------------------------------------------------------- 1. footprint
+
+interface FootprintRow {
+  label: string;
+  idleRssMiB: number;
+  /** VmHWM after the fixed-rate run: the peak so far, under that load. */
+  loadedHwmMiB: number;
+  served: number;
+  failed: number;
 }
+
+function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+}
+
+/**
+ * HTTP/1.1 GETs naming `host` at `rps` (a batch every PACE_INTERVAL_MS over keep-alive sockets) for
+ * `seconds`; resolves with how many got a 200 and how many did not.
+ */
+async function pacedLoad(port: number, host: string, rps: number, seconds: number): Promise<{ ok: number; failed: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: PACED_SOCKETS });
+  const perTick = Math.max(1, Math.round((rps * PACE_INTERVAL_MS) / 1000));
+  const counts = { ok: 0, failed: 0 };
+  const inFlight = new Set<Promise<void>>();
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', agent, headers: { host }, timeout: 5000 }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) counts.ok++;
+          else counts.failed++;
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', () => {
+        counts.failed++;
+        resolve();
+      });
+      req.end();
+    });
+  const started = performance.now();
+  for (let tick = 0; tick < (seconds * 1000) / PACE_INTERVAL_MS; tick++) {
+    for (let i = 0; i < perTick; i++) {
+      const pending = one().then(() => {
+        inFlight.delete(pending);
+      });
+      inFlight.add(pending);
+    }
+    const wait = started + (tick + 1) * PACE_INTERVAL_MS - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await Promise.all(inFlight);
+  agent.destroy();
+  return counts;
+}
+
+async function footprint(): Promise<FootprintRow[]> {
+  const backends = await startBackends([BASE]);
+  const plain = await KubeApiServer.start({ loadFixtures: false });
+  const tls = await KubeApiServer.start({ loadFixtures: false, tls: true, token: 'bench-token' });
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-bench-'));
+  const rows: FootprintRow[] = [];
+  try {
+    for (const api of [plain, tls]) {
+      api.upsert('services', serviceObject({ name: 'web', namespace: 'demo', clusterIP: '10.96.0.111', ports: [{ port: 80, targetPort: backends.port }] }));
+      api.upsert('endpointslices', endpointSliceObject({ name: 'web-1', namespace: 'demo', service: 'web', endpoints: [{ ip: BASE, pod: 'web-0' }], ports: [{ port: backends.port }] }));
+    }
+    const tlsKubeconfig = join(dir, 'kubeconfig-tls');
+    await writeFile(tlsKubeconfig, tls.kubeconfig('demo'), { mode: 0o600 });
+    const cases: Array<[string, string[]]> = [
+      ['static --upstream list', ['--upstream', `${BASE}:${backends.port}`]],
+      ['Kubernetes, kubeconfig, HTTP', ['--kubeconfig', await plain.writeKubeconfig(dir), '--namespace', 'demo']],
+      ['Kubernetes, HTTPS + CA + token', ['--kubeconfig', tlsKubeconfig, '--namespace', 'demo']],
+    ];
+    for (const [label, args] of cases) {
+      const proxy = await startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args], {
+        command: [...PROXY_NODE_OPTIONS.split(' ').filter(Boolean), ...MESHLET_BUILT_ARGS],
+      });
+      try {
+        const traffic = driveTraffic(proxy.listening['port'], 'web.demo:80', 30_000);
+        const deadline = Date.now() + 30_000;
+        while (traffic.results.length < FOOTPRINT_REQUESTS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        await traffic.stop();
+        await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
+        const idle = memoryOf(proxy.child.pid!);
+        const load = await pacedLoad(proxy.listening['port'], 'web.demo:80', FIXED_RATE_RPS, FIXED_RATE_SECONDS);
+        rows.push({ label, idleRssMiB: idle.rssMiB, loadedHwmMiB: memoryOf(proxy.child.pid!).hwmMiB, served: traffic.results.filter((r) => r.status === 200).length + load.ok, failed: load.failed });
+      } finally {
+        await proxy.stop();
+      }
+    }
+  } finally {
+    await plain.close();
+    await tls.close();
+    await backends.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- 3. scale
+
+type WorkerMessage = { op: 'ready' } | { op: 'seen'; address: string; lastAt: number } | { op: 'failed'; error: string };
+type ParentMessage = { op: 'start'; kubeconfig: string; count: number } | { op: 'expect'; address: string };
+
+const nowMs = () => performance.timeOrigin + performance.now();
+
+/** A child process holding `count` discovery clients; tells the parent when all of them see an address. */
+async function runScaleWorker(): Promise<void> {
+  const send = (message: WorkerMessage) => process.send!(message);
+  const sources: KubernetesSource[] = [];
+  const seenAt: Array<Map<string, number>> = [];
+  const waiting = new Set<string>();
+  const report = (address: string) => {
+    if (!waiting.has(address) || !seenAt.every((seen) => seen.has(address))) return;
+    waiting.delete(address);
+    send({ op: 'seen', address, lastAt: Math.max(...seenAt.map((seen) => seen.get(address)!)) });
+  };
+  process.on('message', (message: ParentMessage) => {
+    if (message.op === 'expect') {
+      waiting.add(message.address);
+      report(message.address);
+      return;
+    }
+    void (async () => {
+      const log = createLogger({ level: 'warn' });
+      for (let i = 0; i < message.count; i++) {
+        const source = new KubernetesSource(await loadKubeConfig({ kubeconfig: message.kubeconfig, inCluster: false }), { namespace: 'demo', clusterDomain: 'cluster.local', firstSyncTimeoutMs: 60_000 }, log);
+        sources.push(source);
+        const seen = new Map<string, number>();
+        seenAt.push(seen);
+        const target = await source.resolve({ authority: 'bench.demo:80' });
+        if (!target) throw new Error(`client ${i}: bench.demo:80 did not resolve`);
+        const record = () => {
+          const at = nowMs();
+          for (const endpoint of target.endpoints.all) if (!seen.has(endpoint.host)) seen.set(endpoint.host, at);
+          for (const address of waiting) report(address);
+        };
+        target.subscribe(record);
+        record();
+      }
+      send({ op: 'ready' });
+    })().catch((err: Error) => send({ op: 'failed', error: err.stack ?? err.message }));
+  });
+  process.on('disconnect', () => {
+    void Promise.all(sources.map((s) => s.close())).finally(() => process.exit(0));
+  });
+}
+
+interface ScaleRow {
+  clients: number;
+  connections: number;
+  watches: number;
+  bytesPerChange: number;
+  cpuMsPerChange: number;
+  lastSeenMs: number[];
+  missed: number;
+}
+
+async function measureScale(clients: number): Promise<ScaleRow> {
+  const api = await KubeApiServer.start({ loadFixtures: false });
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-bench-'));
+  const workers: ChildProcess[] = [];
+  const slice = (addresses: string[]) => endpointSliceObject({ name: 'bench-1', namespace: 'demo', service: 'bench', endpoints: addresses.map((ip, i) => ({ ip, pod: `bench-${i}` })), ports: [{ port: 8080 }] });
+  try {
+    api.upsert('services', serviceObject({ name: 'bench', namespace: 'demo', clusterIP: '10.96.0.200', ports: [{ port: 80, targetPort: 8080 }] }));
+    const addresses = ['10.1.0.1'];
+    api.upsert('endpointslices', slice(addresses));
+    const kubeconfig = await api.writeKubeconfig(dir);
+    const perWorker = Math.ceil(clients / SCALE_WORKERS);
+    const messages: WorkerMessage[] = [];
+    let notify: (() => void) | undefined;
+    for (let assigned = 0; assigned < clients; assigned += perWorker) {
+      const worker = fork(fileURLToPath(import.meta.url), ['scale-worker'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      worker.on('message', (message: WorkerMessage) => {
+        messages.push(message);
+        notify?.();
+      });
+      worker.on('error', () => undefined);
+      workers.push(worker);
+      worker.send({ op: 'start', kubeconfig, count: Math.min(perWorker, clients - assigned) } satisfies ParentMessage);
+    }
+    const waitFor = async (check: () => boolean, timeoutMs: number): Promise<boolean> => {
+      const deadline = Date.now() + timeoutMs;
+      while (!check()) {
+        const failed = messages.find((m) => m.op === 'failed');
+        if (failed) throw new Error(`a scale worker failed: ${failed.error}`);
+        if (Date.now() > deadline) return false;
+        await new Promise<void>((resolve) => {
+          notify = resolve;
+          setTimeout(resolve, 100).unref();
+        });
+      }
+      return true;
+    };
+    if (!(await waitFor(() => messages.filter((m) => m.op === 'ready').length === workers.length, SCALE_START_TIMEOUT_MS))) throw new Error(`${clients} clients did not start within ${SCALE_START_TIMEOUT_MS} ms`);
+    await api.waitForWatches('endpointslices', clients, SCALE_START_TIMEOUT_MS);
+    const lastSeenMs: number[] = [];
+    let bytes = 0;
+    let cpuUs = 0;
+    let missed = 0;
+    for (let change = 0; change < SCALE_CHANGES; change++) {
+      const address = `10.1.0.${change + 2}`;
+      addresses.push(address);
+      const before = { stats: api.transportStats(), cpu: process.cpuUsage() };
+      const sentAt = nowMs();
+      api.upsert('endpointslices', slice(addresses));
+      for (const worker of workers) worker.send({ op: 'expect', address } satisfies ParentMessage);
+      const seen = () => messages.filter((m): m is Extract<WorkerMessage, { op: 'seen' }> => m.op === 'seen' && m.address === address);
+      if (!(await waitFor(() => seen().length === workers.length, SCALE_WAIT_MS))) {
+        missed++;
+        continue;
+      }
+      const cpu = process.cpuUsage(before.cpu);
+      cpuUs += cpu.user + cpu.system;
+      bytes += api.transportStats().bytesWritten - before.stats.bytesWritten;
+      lastSeenMs.push(Math.max(...seen().map((m) => m.lastAt)) - sentAt);
+    }
+    const measured = SCALE_CHANGES - missed;
+    return {
+      clients,
+      connections: api.transportStats().openConnections,
+      watches: api.openWatches(),
+      bytesPerChange: bytes / Math.max(1, measured),
+      cpuMsPerChange: cpuUs / 1000 / Math.max(1, measured),
+      lastSeenMs: lastSeenMs.sort((a, b) => a - b),
+      missed,
+    };
+  } finally {
+    for (const worker of workers) if (worker.connected) worker.disconnect();
+    await Promise.all(workers.map((w) => (w.exitCode === null && w.signalCode === null ? once(w, 'exit') : undefined)));
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `footprint: the compiled proxy (node ${PROXY_NODE_OPTIONS} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo, then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
+  );
+  for (const row of await footprint()) {
+    console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed)`);
+  }
+
+  console.log(`discovery: EndpointSlice MODIFIED event written by the replay API server -> first request at the new endpoint, through the real meshlet proxy (${ITERATIONS} updates, sequential keep-alive HTTP/1.1 client)`);
+  for (const policy of POLICIES) {
+    const { samples, missed, requests, failures } = await measure(policy);
+    const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+    console.log(
+      `  --lb-policy ${policy.padEnd(11)} p50 ${fmt(percentile(samples, 50))}  p95 ${fmt(percentile(samples, 95))}  max ${fmt(samples.at(-1) ?? NaN)}  (n=${samples.length}, not reached within ${WAIT_MS} ms: ${missed}; ${requests} requests, ${failures} failed; aim < 100 ms)`,
+    );
+  }
+
+  console.log(`scale: N discovery clients (one KubernetesSource each, ${SCALE_WORKERS} processes), one Service, ${SCALE_CHANGES} EndpointSlice changes each; API side = the replay server alone in this process`);
+  console.log(`  ${'N'.padStart(4)}  ${'conns'.padStart(5)}  ${'watches'.padStart(7)}  ${'KiB/change'.padStart(10)}  ${'API CPU ms/change'.padStart(17)}  ${'last client saw it: p50 / max ms'.padStart(32)}  missed`);
+  for (const clients of SCALE_SIZES) {
+    const row = await measureScale(clients);
+    const p50 = percentile(row.lastSeenMs, 50);
+    console.log(
+      `  ${String(row.clients).padStart(4)}  ${String(row.connections).padStart(5)}  ${String(row.watches).padStart(7)}  ${(row.bytesPerChange / 1024).toFixed(1).padStart(10)}  ${row.cpuMsPerChange.toFixed(1).padStart(17)}  ${`${p50.toFixed(1)} / ${(row.lastSeenMs.at(-1) ?? NaN).toFixed(1)}`.padStart(32)}  ${row.missed}`,
+    );
+  }
+  console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+}
+
+if (process.argv[2] === 'scale-worker') await runScaleWorker();
+else await main();

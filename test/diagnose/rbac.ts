@@ -17,6 +17,7 @@ export function diagnoseRole(): { rules: PolicyRule[] } {
 /** The RBAC attributes of a request as the API server derives them: group, resource(/subresource), verb. */
 export function requestAttributes(request: RecordedRequest): { group: string; resource: string; verb: string } | undefined {
   const path = decodeURIComponent(request.path);
+  if (request.method === 'POST' && path === '/apis/authorization.k8s.io/v1/subjectaccessreviews') return { group: 'authorization.k8s.io', resource: 'subjectaccessreviews', verb: 'create' };
   const proxy = /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/proxy(?:\/.*)?$/.exec(path);
   if (proxy) return { group: '', resource: 'pods/proxy', verb: 'get' };
   const core = /^\/api\/v1(?:\/namespaces\/([^/]+))?(?:\/([a-z]+))?(?:\/([^/]+))?$/.exec(path);

@@ -10,6 +10,9 @@ import { DnsSource, type DnsSourceOptions } from '../../sidecar/discovery/dns.js
 import { captureLogs } from './log-capture.js';
 import { describeSet, waitForEndpoints, waitUntil } from './wait.js';
 
+/** How many ports dnsmasq is started on before giving up. */
+const MAX_PORT_ATTEMPTS = 5;
+
 /** A real dnsmasq on a loopback port answering from a hosts file we edit; SIGHUP re-reads it. */
 class Dnsmasq {
   private process: ChildProcess | undefined;
@@ -23,14 +26,21 @@ class Dnsmasq {
     const dir = await mkdtemp(join(tmpdir(), 'meshlet-dns-'));
     await chmod(dir, 0o755);
     const hostsFile = join(dir, 'hosts');
-    const server = new Dnsmasq(binary, hostsFile, await freeUdpPort());
-    await server.write(hosts);
-    await server.spawn();
-    t.teardown(async () => {
-      await server.stop();
-      await rm(dir, { recursive: true, force: true });
-    });
-    return server;
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    // dnsmasq binds the port over UDP and TCP: a port free for UDP may be taken for TCP by another
+    // process on this shared machine, so a few ports are tried.
+    for (let attempt = 1; ; attempt++) {
+      const server = new Dnsmasq(binary, hostsFile, await freeUdpPort());
+      await server.write(hosts);
+      t.teardown(() => server.stop());
+      try {
+        await server.spawn();
+        return server;
+      } catch (err) {
+        await server.stop();
+        if (attempt >= MAX_PORT_ATTEMPTS || !/Address already in use/.test((err as Error).message)) throw err;
+      }
+    }
   }
 
   get address(): string {

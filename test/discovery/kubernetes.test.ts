@@ -19,7 +19,7 @@ async function setUp(t: Test, options: Partial<KubernetesSourceOptions> = {}, co
   const dir = await mkdtemp(join(tmpdir(), 'meshlet-kube-'));
   const kubeconfig = await api.writeKubeconfig(dir);
   const logs = captureLogs();
-  const source = new KubernetesSource(loadKubeConfig({ kubeconfig, inCluster: false }), { namespace: 'demo', clusterDomain: 'cluster.local', tuning: FAST_TUNING, ...options }, logs.log);
+  const source = new KubernetesSource(await loadKubeConfig({ kubeconfig, inCluster: false }), { namespace: 'demo', clusterDomain: 'cluster.local', tuning: FAST_TUNING, ...options }, logs.log);
   t.teardown(async () => {
     await source.close();
     await api.close();
@@ -277,7 +277,7 @@ t.test('in a Pod: TLS with the mounted CA, and the projected token is re-read wh
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, 'token-1\n');
   await writeFile(join(dir, 'ca.crt'), api.caPem!);
-  const kc = loadKubeConfig({ inCluster: true, tokenFile }, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) });
+  const kc = await loadKubeConfig({ inCluster: true, tokenFile }, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) });
   const { log } = captureLogs();
   const source = new KubernetesSource(kc, { namespace: 'demo', clusterDomain: 'cluster.local', tuning: FAST_TUNING }, log);
   t.teardown(async () => {
@@ -300,8 +300,8 @@ t.test('in a Pod: TLS with the mounted CA, and the projected token is re-read wh
 });
 
 t.test('bad credentials settings fail at start with what to do', async (t) => {
-  t.throws(() => loadKubeConfig({ inCluster: true }, {}), { code: 'MESHLET_MISSING_PREREQUISITE', message: /KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.*--kubeconfig FILE/ });
-  t.throws(() => loadKubeConfig({ kubeconfig: '/nonexistent/kubeconfig', inCluster: false }), { message: /--kubeconfig \/nonexistent\/kubeconfig: cannot be loaded/ });
+  await t.rejects(loadKubeConfig({ inCluster: true }, {}), { code: 'MESHLET_MISSING_PREREQUISITE', message: /KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.*--kubeconfig FILE/ });
+  await t.rejects(loadKubeConfig({ kubeconfig: '/nonexistent/kubeconfig', inCluster: false }), { message: /--kubeconfig \/nonexistent\/kubeconfig: cannot be loaded/ });
 });
 
 t.test('a watch that goes silent past the stall timeout is restarted', async (t) => {
@@ -314,4 +314,71 @@ t.test('a watch that goes silent past the stall timeout is restarted', async (t)
   api.applyRecorded(terminating!);
   await waitForEndpoints(target, (s) => s.get('10.244.2.11:8080')?.state === 'draining', 3000, 'a change on the new watch');
   t.pass('changes still arrive');
+});
+
+t.test('a ClusterIP of a Service in another namespace, IPv4 or IPv6, resolves to that Service and follows its slices', async (t) => {
+  const { source, api, lines } = await setUp(t, {}, (api) => {
+    api.upsert('services', serviceObject({ name: 'orders', namespace: 'shop', clusterIP: '10.96.7.7', clusterIPs: ['10.96.7.7', 'fd00:96::7'], ports: [{ name: 'http', port: 8080, targetPort: 9000 }] }));
+    api.upsert('endpointslices', endpointSliceObject({ name: 'orders-1', namespace: 'shop', service: 'orders', endpoints: [{ ip: '10.244.7.1', pod: 'orders-0' }], ports: [{ name: 'http', port: 9000 }] }));
+  });
+  const byIp = await source.resolve({ originalDst: { host: '10.96.7.7', port: 8080 } });
+  t.equal(byIp?.id, 'shop/orders:8080', 'the v4 ClusterIP names shop/orders, not the caller namespace');
+  t.teardown(byIp!.subscribe(() => {}));
+  t.same(describeSet(byIp!.endpoints), ['10.244.7.1:9000 ready']);
+  t.equal(await source.resolve({ originalDst: { host: 'fd00:96::7', port: 8080 } }), byIp, 'the v6 ClusterIP');
+  t.equal(await source.resolve({ authority: '[fd00:96::7]:8080' }), byIp, 'a v6 ClusterIP authority');
+  t.equal(await source.resolve({ authority: 'orders.shop:8080' }), byIp, 'and by name: the same target');
+  t.equal(await source.resolve({ originalDst: { host: '10.96.7.7', port: 81 } }), undefined, 'a port the Service does not have passes through');
+  const cluster = api.requests.filter((r) => r.path === '/api/v1/services');
+  t.same([...new Set(cluster.map((r) => r.verb))].sort(), ['list', 'watch'], 'one cluster-wide list and watch of Services');
+  api.upsert('endpointslices', endpointSliceObject({ name: 'orders-1', namespace: 'shop', service: 'orders', endpoints: [{ ip: '10.244.7.1', pod: 'orders-0' }, { ip: '10.244.7.2', pod: 'orders-1' }], ports: [{ name: 'http', port: 9000 }] }));
+  await waitForEndpoints(byIp!, (s) => s.size === 2, 3000, 'the second Pod');
+  api.upsert('services', serviceObject({ name: 'late', namespace: 'other', clusterIP: '10.96.8.8', ports: [{ port: 80 }] }));
+  let late: Target | undefined;
+  for (let attempt = 0; attempt < 60 && late === undefined; attempt++) {
+    late = await source.resolve({ originalDst: { host: '10.96.8.8', port: 80 } });
+    if (!late) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(late?.id, 'other/late:80', 'a Service created later resolves through the same watch');
+  t.ok(lines.some((l) => l.msg === 'watching the ClusterIPs of every namespace'));
+});
+
+t.test('without cluster-wide read on Services, another namespace\'s ClusterIP passes through and the rule to add is logged once', async (t) => {
+  const { source, lines } = await setUp(t, { firstSyncTimeoutMs: 500 }, (api) => {
+    api.upsert('services', serviceObject({ name: 'orders', namespace: 'shop', clusterIP: '10.96.7.7', ports: [{ port: 8080 }] }));
+    api.forbid({ plural: 'services', clusterWide: true });
+  });
+  t.equal(await source.resolve({ originalDst: { host: '10.96.7.7', port: 8080 } }), undefined, 'passed through');
+  t.equal((await source.resolve({ originalDst: { host: '10.96.0.111', port: 80 } }))?.id, 'demo/web:80', 'the own namespace\'s ClusterIPs still resolve');
+  await waitUntil(() => lines.some((l) => l.level === 'error'), 3000, 'the RBAC error');
+  await new Promise((r) => setTimeout(r, 400));
+  const errors = lines.filter((l) => l.level === 'error');
+  t.equal(errors.length, 1, 'said once while it lasts');
+  t.match(errors[0], { verb: 'list', resource: 'services', rule: 'list services cluster-wide', msg: /allow list services cluster-wide \(a ClusterRole .* ClusterRoleBinding/ });
+  t.equal(source.isApiReachable, true, 'names still resolve through the API: the DNS fallback is not needed');
+});
+
+t.test('a Pod IP owned by two Services passes through, said once; owned by one, it is balanced over that Service', async (t) => {
+  const { source, lines } = await setUp(t, {}, (api) => {
+    api.upsert('services', serviceObject({ name: 'web-canary', namespace: 'demo', clusterIP: '10.96.0.150', ports: [{ port: 80, targetPort: 8080 }] }));
+    api.upsert('endpointslices', endpointSliceObject({ name: 'web-canary-1', namespace: 'demo', service: 'web-canary', endpoints: [{ ip: '10.244.2.11', pod: 'web-1' }], ports: [{ port: 8080 }] }));
+  });
+  await resolveWeb(t, source);
+  t.ok(await source.resolve({ authority: 'web-canary' }), 'both Services are in use');
+  t.equal(await source.resolve({ originalDst: { host: '10.244.2.11', port: 8080 } }), undefined, 'web and web-canary both own 10.244.2.11');
+  t.equal(await source.resolve({ originalDst: { host: '10.244.2.11', port: 8080 } }), undefined);
+  const warnings = lines.filter((l) => l.msg.startsWith('Pod IP belongs to several Services'));
+  t.equal(warnings.length, 1, 'said once');
+  t.match(warnings[0], { level: 'warn', endpoint: '10.244.2.11', services: ['demo/web', 'demo/web-canary'] });
+  t.equal((await source.resolve({ originalDst: { host: '10.244.1.10', port: 8080 } }))?.id, 'demo/web:80', 'only web owns 10.244.1.10');
+});
+
+t.test('a refused list passes the request through at once instead of waiting out the first-sync bound', async (t) => {
+  const { source } = await setUp(t, { firstSyncTimeoutMs: 10_000 }, (api) => api.forbid({ plural: 'services', clusterWide: true }));
+  const started = Date.now();
+  t.equal(await source.resolve({ originalDst: { host: '10.96.7.7', port: 8080 } }), undefined, 'an unknown ClusterIP with the cluster-wide Services list forbidden');
+  t.ok(Date.now() - started < 5000, `answered after ${Date.now() - started} ms, not after the 10 s bound`);
+  const again = Date.now();
+  t.equal(await source.resolve({ originalDst: { host: '10.96.7.8', port: 8080 } }), undefined);
+  t.ok(Date.now() - again < 5000, 'the next one does not wait either');
 });

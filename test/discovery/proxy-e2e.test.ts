@@ -132,3 +132,23 @@ t.test('gRPC over one HTTP/2 connection: calls naming the Service follow slices 
   const failed = calls.filter((c) => c.error);
   t.equal(failed.length, 0, `no failed call out of ${calls.length}${failed.length ? `: ${failed[0]!.error}` : ''}`);
 });
+
+t.test('meshlet proxy: requests to the ClusterIP of a Service in another namespace are balanced over its Pods', async (t) => {
+  const backends = await startBackends([WEB_0, WEB_1]);
+  t.teardown(() => backends.close());
+  const api = await KubeApiServer.start({ loadFixtures: false });
+  t.teardown(() => api.close());
+  api.upsert('services', serviceObject({ name: 'orders', namespace: 'shop', clusterIP: '10.96.7.7', clusterIPs: ['10.96.7.7', 'fd00:96::7'], ports: [{ port: 8080, targetPort: backends.port }] }));
+  api.upsert('endpointslices', endpointSliceObject({ name: 'orders-1', namespace: 'shop', service: 'orders', endpoints: [{ ip: WEB_0 }, { ip: WEB_1 }], ports: [{ port: backends.port }] }));
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-e2e-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const proxy = await startProxyProcess(['--kubeconfig', await api.writeKubeconfig(dir), '--namespace', 'demo', '--lb-policy', 'round-robin']);
+  t.teardown(() => proxy.stop());
+  for (const host of ['10.96.7.7:8080', '[fd00:96::7]:8080']) {
+    const traffic = driveTraffic(proxy.listening['port'], host);
+    t.teardown(() => traffic.stop());
+    await waitUntil(() => traffic.results.length >= 60, 10_000, `60 requests to ${host}`);
+    await traffic.stop();
+    t.same(new Set(traffic.results.map((r) => r.backend)), new Set([WEB_0, WEB_1]), `${host}: both Pods of shop/orders served, nothing failed`);
+  }
+});

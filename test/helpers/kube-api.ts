@@ -9,8 +9,9 @@ import { readKubeFixture, readKubeFixtureLines } from './kube-fixtures.js';
 
 /**
  * A real HTTP server on loopback that speaks the kube-apiserver's list, get and watch protocol, so
- * @kubernetes/client-node does the talking in tests. It starts from the responses recorded from a real
- * kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
+ * real clients do the talking in tests: the sidecar's own KubeClient, and @kubernetes/client-node
+ * (diagnose, and test/discovery/kube-api.test.ts). It also answers SubjectAccessReviews from its
+ * forbid rules. It starts from the responses recorded from a real kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
  * test change objects (every change is streamed to open watches as the apiserver would), close watch
  * streams, expire resource versions (410), go down and come back, refuse with 403, require a token,
  * and answer extra GET routes of its own (e.g. a pod proxy to /metrics).
@@ -58,6 +59,8 @@ export interface ForbiddenRule {
   plural: string;
   /** Any namespace when absent. */
   namespace?: string;
+  /** Only requests at the cluster scope (no namespace in the path), e.g. a cluster-wide list. */
+  clusterWide?: boolean;
   /** Every verb when absent. */
   verb?: 'get' | 'list' | 'watch';
 }
@@ -90,6 +93,8 @@ export interface KubeApiOptions {
   rewrite?: { addresses: Record<string, string>; port?: number };
   /** Serve HTTPS with a fresh CA (for in-cluster credentials, which insist on TLS); `caPem` is the CA. */
   tls?: boolean;
+  /** The names the serving certificate is valid for (default 127.0.0.1 and localhost). */
+  tlsNames?: string[];
 }
 
 export class KubeApiServer {
@@ -101,6 +106,9 @@ export class KubeApiServer {
   private readonly history: Array<{ rv: number; plural: string; event: WatchEvent }> = [];
   private readonly watches = new Set<OpenWatch>();
   private readonly sockets = new Set<Socket>();
+  /** Bytes written and connections accepted by sockets already closed (live ones are summed on demand). */
+  private closedBytesWritten = 0;
+  private acceptedConnections = 0;
   private readonly routes: Array<{ method: string; pattern: RegExp; handler: RouteHandler }> = [];
   private forbidden: ForbiddenRule[] = [];
   private token: string | undefined;
@@ -123,11 +131,15 @@ export class KubeApiServer {
         res.end(String(err.stack));
       });
     };
-    this.certificates = options.tls ? generateCertificates({ names: ['127.0.0.1', 'localhost'] }) : undefined;
+    this.certificates = options.tls ? generateCertificates({ names: options.tlsNames ?? ['127.0.0.1', 'localhost'] }) : undefined;
     this.server = this.certificates ? createHttpsServer({ key: this.certificates.keyPem, cert: this.certificates.certPem }, handler) : createServer(handler);
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
+      this.acceptedConnections++;
+      socket.on('close', () => {
+        this.closedBytesWritten += socket.bytesWritten;
+        this.sockets.delete(socket);
+      });
     });
     if (options.loadFixtures !== false) this.loadRecordedList();
   }
@@ -230,6 +242,16 @@ export class KubeApiServer {
   }
 
   // ---- watch control ----------------------------------------------------------------------
+
+  /**
+   * What the API side has carried: connections open now and accepted so far, and bytes written to
+   * clients (response bytes, TLS records included when serving HTTPS), for the discovery scale bench.
+   */
+  transportStats(): { openConnections: number; acceptedConnections: number; bytesWritten: number } {
+    let live = 0;
+    for (const socket of this.sockets) live += socket.bytesWritten;
+    return { openConnections: this.sockets.size, acceptedConnections: this.acceptedConnections, bytesWritten: this.closedBytesWritten + live };
+  }
 
   /** Number of watch streams open now, for one resource or all. */
   openWatches(plural?: string): number {
@@ -350,7 +372,8 @@ export class KubeApiServer {
 
   private publish(plural: string, event: WatchEvent): void {
     this.history.push({ rv: this.rv, plural, event });
-    for (const watch of this.watches) if (watch.plural === plural && matches(event.object, watch)) writeEvent(watch.res, event);
+    const line = `${JSON.stringify(event)}\n`;
+    for (const watch of this.watches) if (watch.plural === plural && matches(event.object, watch) && !watch.res.writableEnded) watch.res.write(line);
   }
 
   private endWatch(watch: OpenWatch): void {
@@ -374,6 +397,7 @@ export class KubeApiServer {
       const match = route.method === req.method ? route.pattern.exec(url.pathname) : null;
       if (match) return route.handler(req, res, match, url);
     }
+    if (req.method === 'POST' && url.pathname === SUBJECT_ACCESS_REVIEW_PATH) return this.reviewAccess(req, res);
     if (!parsed || req.method !== 'GET') return sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
     const kind = RESOURCES[parsed.plural];
     if (!kind || kind.group !== parsed.group || kind.version !== parsed.version) return sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
@@ -428,10 +452,28 @@ export class KubeApiServer {
     if (timeoutSeconds > 0) watch.timer = setTimeout(() => this.endWatch(watch), timeoutSeconds * 1000);
   }
 
+  /**
+   * A SubjectAccessReview, answered from the same `forbid` rules the list and watch routes apply (the
+   * rules are not per subject: every service account is refused alike).
+   */
+  private async reviewAccess(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as KubeObject & { spec?: { resourceAttributes?: { verb?: string; resource?: string; namespace?: string } } };
+    const attrs = review.spec?.resourceAttributes ?? {};
+    const verb = attrs.verb === 'get' || attrs.verb === 'list' || attrs.verb === 'watch' ? attrs.verb : undefined;
+    const allowed = verb !== undefined && attrs.resource !== undefined && !this.isForbidden(attrs.resource, attrs.namespace || undefined, verb);
+    sendJson(res, 201, { ...review, status: { allowed, ...(allowed ? {} : { reason: 'forbidden by the replay server' }) } });
+  }
+
   private isForbidden(plural: string, namespace: string | undefined, verb: 'get' | 'list' | 'watch'): boolean {
-    return this.forbidden.some((r) => r.plural === plural && (r.namespace === undefined || r.namespace === namespace) && (r.verb === undefined || r.verb === verb));
+    return this.forbidden.some(
+      (r) => r.plural === plural && (r.namespace === undefined || r.namespace === namespace) && (r.clusterWide !== true || namespace === undefined) && (r.verb === undefined || r.verb === verb),
+    );
   }
 }
+
+const SUBJECT_ACCESS_REVIEW_PATH = '/apis/authorization.k8s.io/v1/subjectaccessreviews';
 
 // ---- object builders ------------------------------------------------------------------------
 
