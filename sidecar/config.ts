@@ -12,6 +12,7 @@ import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
 import type { DiscoveryOptions } from './discovery/options.js';
 import { DETECT_TIMEOUT_MS } from './intercept/detect.js';
 import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
+import { DEFAULT_H2_IDLE_TIMEOUT_MS } from './protocols/http2.js';
 
 /** Where the debug endpoint table listens unless told otherwise: loopback only, always. */
 export const DEFAULT_DEBUG_ADMIN = '127.0.0.1:15091';
@@ -48,6 +49,7 @@ export const PROXY_COMMAND: CommandSpec = {
       default: String(DEFAULT_UPSTREAM_PING_MS),
       description: 'PING an HTTP/2 endpoint connection silent this long; one that does not answer within as long again is closed and its requests fail',
     },
+    'h2-idle-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_H2_IDLE_TIMEOUT_MS', default: String(DEFAULT_H2_IDLE_TIMEOUT_MS), description: 'Close an HTTP/2 app connection that has had no open stream for this long (GOAWAY NO_ERROR)' },
     'shutdown-grace-seconds': { type: 'string', placeholder: 'S', env: 'MESHLET_SHUTDOWN_GRACE_SECONDS', default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), description: "After SIGTERM, keep serving until the app's connections close or this long has passed" },
     'shutdown-quiet-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_SHUTDOWN_QUIET_MS', default: String(DEFAULT_SHUTDOWN_QUIET_MS), description: 'After SIGTERM, exit once the app has had no open connection for this long (within the grace period)' },
     'max-endpoint-labels': { type: 'string', placeholder: 'N', env: 'MESHLET_MAX_ENDPOINT_LABELS', default: String(DEFAULT_ENDPOINT_LABEL_CAP), description: 'Distinct endpoint label values in metrics; later endpoints fold into "other"' },
@@ -75,6 +77,7 @@ export interface ProxyConfig {
   detectTimeoutMs: number;
   connectTimeoutMs: number;
   upstreamPingMs: number;
+  h2IdleTimeoutMs: number;
   shutdownGraceMs: number;
   shutdownQuietMs: number;
   maxEndpointLabels: number;
@@ -138,6 +141,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   const detectTimeoutMs = integer('detect-timeout-ms', 1, 60_000);
   const connectTimeoutMs = integer('connect-timeout-ms', 1, 120_000);
   const upstreamPingMs = integer('upstream-ping-ms', 100, 600_000);
+  const h2IdleTimeoutMs = integer('h2-idle-timeout-ms', 100, 86_400_000);
   const shutdownGraceMs = integer('shutdown-grace-seconds', 0, 86_400) * 1000;
   const shutdownQuietMs = integer('shutdown-quiet-ms', 0, 600_000);
   const maxEndpointLabels = integer('max-endpoint-labels', 1, 100_000);
@@ -198,6 +202,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
     detectTimeoutMs,
     connectTimeoutMs,
     upstreamPingMs,
+    h2IdleTimeoutMs,
     shutdownGraceMs,
     shutdownQuietMs,
     maxEndpointLabels,
