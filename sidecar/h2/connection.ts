@@ -302,6 +302,8 @@ export class H2Connection<S, C> {
       this.writeGoaway(error.h2Code, error.message);
     }
     this.writer.flush();
+    // Nothing more it sends is wanted: it stays in the kernel until the socket is destroyed.
+    this.socket.pause();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), ERROR_CLOSE_DELAY_MS).unref();
     this.onSocketClose();
