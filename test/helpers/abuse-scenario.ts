@@ -61,12 +61,12 @@ export async function startAbuseBackend(name: string): Promise<AbuseBackend> {
   return backend;
 }
 
-/** `meshlet proxy` over `backends` on kernel-picked loopback ports. */
-export function startProxyProcess(backends: readonly AbuseBackend[], args: readonly string[] = []): Promise<MeshletProcess> {
-  return startMeshlet(
-    ['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--upstream', backends.map((b) => b.address).join(','), ...args],
-    { startTimeoutMs: 30_000 },
-  );
+/** `meshlet proxy` over `backends` on kernel-picked loopback ports; `command`: the node argv before it (default: from source). */
+export function startProxyProcess(backends: readonly AbuseBackend[], command?: readonly string[]): Promise<MeshletProcess> {
+  return startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--upstream', backends.map((b) => b.address).join(',')], {
+    startTimeoutMs: 30_000,
+    ...(command === undefined ? {} : { command }),
+  });
 }
 
 /** A field of /proc/<pid>/status in bytes (VmRSS: now, VmHWM: the peak since the process started). */
