@@ -255,6 +255,43 @@ t.test('streams the app cancels after they reached the endpoint are no endpoint 
   }
 });
 
+t.test('a body of thousands of small frames waiting for window arrives byte for byte (small frames are gathered in blocks)', async (t) => {
+  let received = Buffer.alloc(0);
+  let ended = false;
+  let endpointSocket: import('node:net').Socket | undefined;
+  // Stream windows start closed: everything the app sends waits in the proxy until granted.
+  const endpoint = await rawServer(
+    (socket, reader) => {
+      endpointSocket = socket;
+      reader.onFrame = (f) => {
+        if (f.type === T.HEADERS) socket.write(frame(T.WINDOW_UPDATE, 0, f.streamId, u32(7001)));
+        if (f.type !== T.DATA) return;
+        received = Buffer.concat([received, f.payload]);
+        if ((f.flags & F.END_STREAM) === 0) return;
+        ended = true;
+        socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, f.streamId, literalBlock([[':status', '200']])));
+      };
+    },
+    [[4, 0]],
+  );
+  t.teardown(() => endpoint.close());
+  const { port } = await proxyOver(t, [endpoint.address]);
+  const { socket, reader } = await connect(t, port);
+  const pieces = Array.from({ length: 3000 }, (_, i) => Buffer.from(`<${i}:${'x'.repeat(16 + (i % 23))}>`));
+  const sent = Buffer.concat(pieces);
+  const post = literalBlock(GET.map(([n, v]): [string, string] => [n, n === ':method' ? 'POST' : v]));
+  socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, 1, post), ...pieces.slice(0, 1500).map((p) => frame(T.DATA, 0, 1, p))]));
+  await t.resolves(waitFor(() => received.length === 7001), 'the first 7001 bytes went out as the window allowed');
+  socket.write(Buffer.concat(pieces.slice(1500).map((p, i) => frame(T.DATA, i === 1499 ? F.END_STREAM : 0, 1, p))));
+  // Let the rest of the body reach the proxy's queue before the window opens.
+  await new Promise((r) => setTimeout(r, 100));
+  endpointSocket!.write(Buffer.concat([frame(T.WINDOW_UPDATE, 0, 1, u32(1 << 20)), frame(T.WINDOW_UPDATE, 0, 0, u32(1 << 20))]));
+  t.equal((await responseFields(reader, 1))[1], '200', 'the endpoint answered once the body ended');
+  t.ok(ended, 'the body ended');
+  t.equal(received.length, sent.length, `all ${sent.length} bytes arrived`);
+  t.ok(received.equals(sent), 'byte for byte, in order');
+});
+
 t.test('an app connection with no stream for --h2-idle-timeout-ms gets GOAWAY NO_ERROR and is closed; one with a stream stays', async (t) => {
   const backend = await countingBackend();
   t.teardown(() => backend.close());
