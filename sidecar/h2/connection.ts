@@ -148,6 +148,8 @@ export class H2Connection<S, C> {
   private closeError: Error | undefined = undefined;
   /** performance.now() when our unanswered PING went out, or 0. */
   private pingSentAt = 0;
+  /** The peer is an app (we are the server): the abuse budgets apply; endpoints are trusted more. */
+  private readonly isAppFacing: boolean;
   /** Control frames written since the socket last had nothing queued. */
   private queuedControlFrames = 0;
   /** Reading stopped until 'drain': the peer does not take our output. */
@@ -165,7 +167,8 @@ export class H2Connection<S, C> {
     readonly context: C,
   ) {
     this.writer = new FrameWriter(socket);
-    this.prefaceBytesLeft = options.role === 'server' ? CLIENT_PREFACE.length : 0;
+    this.isAppFacing = options.role === 'server';
+    this.prefaceBytesLeft = this.isAppFacing ? CLIENT_PREFACE.length : 0;
     this.recvWindow = options.connectionWindowBytes;
     this.creditThreshold = options.connectionWindowBytes >>> 4;
     socket.setNoDelay(true);
@@ -386,7 +389,7 @@ export class H2Connection<S, C> {
         const start = pos + FRAME_HEADER_BYTES;
         pos = start + frameLength;
         this.onFrame(buf[start - 6]!, buf[start - 5]!, buf.readUInt32BE(start - 4) & 0x7fffffff, buf, start, pos);
-        if (this.queuedControlFrames > MAX_QUEUED_CONTROL_FRAMES && this.options.role === 'server') {
+        if (this.queuedControlFrames > MAX_QUEUED_CONTROL_FRAMES && this.isAppFacing) {
           throw new H2ProtocolError(ERROR_CODE.ENHANCE_YOUR_CALM, `more than ${MAX_QUEUED_CONTROL_FRAMES} control frames (SETTINGS or PING ACKs, resets) waiting for the peer to read them`);
         }
       }
@@ -400,8 +403,9 @@ export class H2Connection<S, C> {
     }
     if (this.isClosed) return;
     if (pos < buf.length) this.partial = buf.subarray(pos);
-    // An app that does not read what we send gets nothing more read from it until it does.
-    if (this.options.role === 'server' && this.socket.writableLength + this.writer.pendingBytes > SOCKET_HIGH_WATER_BYTES) {
+    // An app that does not read what we send gets nothing more read from it until it does
+    // ('drain' resumes: above the socket's high-water mark a write has returned false).
+    if (this.isAppFacing && this.isCongested) {
       this.isReadPaused = true;
       this.socket.pause();
     }
@@ -417,8 +421,6 @@ export class H2Connection<S, C> {
     const resets = this.resetTokens + seconds * RAPID_RESETS_PER_SECOND;
     this.resetTokens = resets > RAPID_RESET_BURST ? RAPID_RESET_BURST : resets;
   }
-
-
 
   private readPreface(buf: Buffer): number {
     const offset = CLIENT_PREFACE.length - this.prefaceBytesLeft;
@@ -479,7 +481,7 @@ export class H2Connection<S, C> {
   private onData(flags: number, streamId: number, buf: Buffer, start: number, end: number): void {
     if (streamId === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, 'DATA on stream 0');
     const flowBytes = end - start;
-    if (flowBytes < TINY_DATA_FRAME_BYTES && (flags & FLAG.END_STREAM) === 0 && --this.tinyDataTokens < 0) {
+    if (flowBytes < TINY_DATA_FRAME_BYTES && (flags & FLAG.END_STREAM) === 0 && this.isAppFacing && --this.tinyDataTokens < 0) {
       throw new H2ProtocolError(
         ERROR_CODE.ENHANCE_YOUR_CALM,
         `more than ${TINY_DATA_FRAMES_BURST} DATA frames of under ${TINY_DATA_FRAME_BYTES} bytes (at most ${TINY_DATA_FRAMES_PER_SECOND} per second after that)`,

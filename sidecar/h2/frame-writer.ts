@@ -30,8 +30,6 @@ export class FrameWriter {
   end = 0;
   /** Earlier segments waiting, in order, before slab[start, end). */
   private parts: Buffer[] = [];
-  /** Bytes in `parts`. */
-  private partsBytes = 0;
   private isDirty = false;
 
   constructor(private readonly socket: Socket) {}
@@ -64,21 +62,14 @@ export class FrameWriter {
     } else {
       this.seal();
       this.parts.push(payload);
-      this.partsBytes += length;
     }
     this.markDirty();
-  }
-
-  /** Bytes written but not yet handed to the socket. */
-  get pendingBytes(): number {
-    return this.partsBytes + this.end - this.start;
   }
 
   /** Hands everything waiting to the socket now. */
   flush(): void {
     this.isDirty = false;
     this.seal();
-    this.partsBytes = 0;
     const parts = this.parts;
     if (parts.length === 0 || this.socket.destroyed) {
       parts.length = 0;
@@ -97,7 +88,6 @@ export class FrameWriter {
   private seal(): void {
     if (this.end > this.start) {
       this.parts.push(this.slab.subarray(this.start, this.end));
-      this.partsBytes += this.end - this.start;
       this.start = this.end;
     }
   }
