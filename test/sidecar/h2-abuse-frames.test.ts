@@ -2,6 +2,8 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
+import { parseCommand } from '../../src/common/config.js';
+import { PROXY_COMMAND, parseProxyConfig } from '../../sidecar/config.js';
 import { HpackDecoder } from '../../sidecar/h2/hpack.js';
 import type { RunningProxy } from '../../sidecar/main.js';
 import { F, T, frame, literalBlock, rawClient, rawServer, u32, type FrameReader, type RawFrame } from '../helpers/h2-raw.js';
@@ -308,8 +310,12 @@ t.test('an app connection with no stream for --h2-idle-timeout-ms gets GOAWAY NO
   t.notOk(busy.reader.frames.some((f) => f.type === T.GOAWAY), 'and got no GOAWAY');
 });
 
-t.test('--h2-idle-timeout-ms is checked like every flag', async (t) => {
-  await t.rejects(startTestProxy(new TestSource([]), { 'h2-idle-timeout-ms': '5' }), /--h2-idle-timeout-ms: "5" is not valid; allowed: a whole number from 100 to 86400000/);
+t.test('--h2-idle-timeout-ms: one hour unless told, from MESHLET_H2_IDLE_TIMEOUT_MS too, checked like every flag', async (t) => {
+  const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => parseProxyConfig(parseCommand(PROXY_COMMAND, ['--listen', '127.0.0.1:0', '--upstream', 'a:1', ...argv], env).values);
+  t.equal(parse([]).h2IdleTimeoutMs, 3_600_000);
+  t.equal(parse([], { MESHLET_H2_IDLE_TIMEOUT_MS: '90000' }).h2IdleTimeoutMs, 90_000);
+  t.equal(parse(['--h2-idle-timeout-ms', '250']).h2IdleTimeoutMs, 250);
+  t.throws(() => parse(['--h2-idle-timeout-ms', '5']), /--h2-idle-timeout-ms: "5" is not valid; allowed: a whole number from 100 to 86400000/);
 });
 
 /** Polls `check` (every 10 ms, at most 5 s): for counts kept by a server that emits no event per change. */
