@@ -133,7 +133,9 @@ export class Http2Relay implements ProtocolHandler {
     for (const conn of this.connections) {
       if (conn.streams.size > 0 || conn.goingAway || now - conn.idleSince < timeoutMs) continue;
       this.deps.log.debug({ connId: conn.context.connId, idleTimeoutMs: timeoutMs }, 'app connection idle: closing it');
-      conn.shutdown();
+      // An app that does not even read what we sent would never see GOAWAY: it is dropped.
+      if (conn.isCongested) conn.destroy();
+      else conn.shutdown();
     }
   }
 
