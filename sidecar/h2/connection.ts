@@ -47,9 +47,10 @@ export const TINY_DATA_FRAME_BYTES = 16;
 export const TINY_DATA_FRAMES_BURST = 10_000;
 export const TINY_DATA_FRAMES_PER_SECOND = 5_000;
 /**
- * Streams the peer may reset before they completed: a token bucket of this many, refilled at
- * RAPID_RESETS_PER_SECOND; an empty bucket ends the connection (CVE-2023-44487, Rapid Reset).
- * nghttp2's defaults (stream_reset_burst 1000, stream_reset_rate 33 per second).
+ * Streams the peer may reset before they completed (or make us reset by misusing them): a token
+ * bucket of this many, refilled at RAPID_RESETS_PER_SECOND; an empty bucket ends the connection
+ * (CVE-2023-44487, Rapid Reset). nghttp2's defaults (stream_reset_burst 1000, stream_reset_rate 33
+ * per second).
  */
 export const RAPID_RESET_BURST = 1000;
 export const RAPID_RESETS_PER_SECOND = 33;
@@ -239,14 +240,14 @@ export class H2Connection<S, C> {
   }
 
   /**
-   * The peer reset a stream it had not seen completed: one token of the Rapid Reset budget.
-   * Throws (ending the connection with ENHANCE_YOUR_CALM) when the budget is spent.
+   * The peer reset a stream it had not seen completed, or made us reset one: one token of the
+   * Rapid Reset budget. Throws (ending the connection with ENHANCE_YOUR_CALM) when it is spent.
    */
   chargePrematureReset(): void {
     if (--this.resetTokens >= 0) return;
     throw new H2ProtocolError(
       ERROR_CODE.ENHANCE_YOUR_CALM,
-      `more than ${RAPID_RESET_BURST} streams reset before they completed (at most ${RAPID_RESETS_PER_SECOND} per second after that)`,
+      `more than ${RAPID_RESET_BURST} streams reset before they completed, by the peer or for its errors (at most ${RAPID_RESETS_PER_SECOND} per second after that)`,
     );
   }
 

@@ -558,6 +558,8 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
     if (ex !== undefined) ex.relay.cancel(ex);
     conn.writeReset(streamId, code);
     this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: message }, 'app stream error: stream reset');
+    // A stream the app made us reset costs like one it reset itself: a flood of them ends the connection.
+    conn.chargePrematureReset();
   }
 
   readEnd(): void {
