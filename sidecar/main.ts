@@ -57,7 +57,11 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
     deps.log.child({ component: 'balancer' }),
   );
   const relayDeps = { registry, metrics, log: deps.log.child({ component: 'relay' }), opaqueTo: config.opaqueTo, connectTimeoutMs: config.connectTimeoutMs };
-  const relays = { http2: new Http2Relay(relayDeps), http1: new Http1Relay(relayDeps, { headerTimeoutMs: config.http1HeaderTimeoutMs, idleTimeoutMs: config.http1IdleTimeoutMs }), opaque: new OpaqueRelay(relayDeps) };
+  const relays = {
+    http2: new Http2Relay(relayDeps, { idleTimeoutMs: config.h2IdleTimeoutMs }),
+    http1: new Http1Relay(relayDeps, { headerTimeoutMs: config.http1HeaderTimeoutMs, idleTimeoutMs: config.http1IdleTimeoutMs }),
+    opaque: new OpaqueRelay(relayDeps),
+  };
   let readDst = deps.readOriginalDst;
   if (config.mode === 'pod' && readDst === undefined) {
     const support = originalDstSupport();

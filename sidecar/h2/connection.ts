@@ -31,6 +31,29 @@ const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
 const PING_PAYLOAD = Buffer.from('meshlet!', 'latin1');
 /** How long a connection that sent GOAWAY for an error waits for its peer to read it. */
 const ERROR_CLOSE_DELAY_MS = 1_000;
+/**
+ * Control frames we owe the peer (SETTINGS and PING ACKs, RST_STREAM) that may wait unsent while
+ * its socket does not take our output: past this, GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9512,
+ * CVE-2019-9515). nghttp2's max outbound ACKs and Envoy's max_outbound_control_frames are both 1000.
+ */
+export const MAX_QUEUED_CONTROL_FRAMES = 1000;
+/** A DATA frame carrying fewer payload bytes than this, and not ending its stream, counts as tiny. */
+export const TINY_DATA_FRAME_BYTES = 16;
+/**
+ * Tiny or empty DATA frames a peer may send: a token bucket of this many, refilled at
+ * TINY_DATA_FRAMES_PER_SECOND; an empty bucket ends the connection (CVE-2019-9518: frames that
+ * cost work but carry next to nothing).
+ */
+export const TINY_DATA_FRAMES_BURST = 10_000;
+export const TINY_DATA_FRAMES_PER_SECOND = 5_000;
+/**
+ * Streams the peer may reset before they completed (or make us reset by misusing them): a token
+ * bucket of this many, refilled at RAPID_RESETS_PER_SECOND; an empty bucket ends the connection
+ * (CVE-2023-44487, Rapid Reset). nghttp2's defaults (stream_reset_burst 1000, stream_reset_rate 33
+ * per second).
+ */
+export const RAPID_RESET_BURST = 1000;
+export const RAPID_RESETS_PER_SECOND = 33;
 
 /** The peer broke the protocol: the connection ends with GOAWAY carrying `code` and this message. */
 export class H2ProtocolError extends MeshletError {
@@ -56,6 +79,10 @@ export interface StreamEvents<S, C> {
   windowUpdate(conn: H2Connection<S, C>, streamId: number, increment: number): void;
   /** The peer changed SETTINGS_INITIAL_WINDOW_SIZE: every stream's send window moves by `delta`. */
   initialWindowChanged(conn: H2Connection<S, C>, delta: number): void;
+  /** The peer sent a frame that is a stream error (RFC 9113 5.4.2): that stream ends with RST_STREAM `code`. */
+  streamError(conn: H2Connection<S, C>, streamId: number, code: number, message: string): void;
+  /** Every frame of one socket read was handled (streams opened during it may now start upstream). */
+  readEnd(conn: H2Connection<S, C>): void;
   /** The peer will not process streams above `lastStreamId`. */
   goaway(conn: H2Connection<S, C>, lastStreamId: number, code: number, message: string): void;
   /** The connection is gone; `error` says why when it was not a clean close. */
@@ -94,6 +121,10 @@ export class H2Connection<S, C> {
   isClosed = false;
   /** performance.now() when the peer last sent anything: a silent connection gets a PING. */
   lastReadAt = performance.now();
+  /** performance.now() when the last stream closed (or the connection opened): for idle timeouts. */
+  idleSince = this.lastReadAt;
+  /** Frames of a socket read are being handled now. */
+  isReading = false;
   /** Streams waiting for connection window or socket space. */
   readonly waiting = new Set<Writable>();
   /** Called on every SETTINGS from the peer and when GOAWAY or close changes usability. */
@@ -118,6 +149,16 @@ export class H2Connection<S, C> {
   private closeError: Error | undefined = undefined;
   /** performance.now() when our unanswered PING went out, or 0. */
   private pingSentAt = 0;
+  /** The peer is an app (we are the server): the abuse budgets apply; endpoints are trusted more. */
+  private readonly isAppFacing: boolean;
+  /** Control frames written since the socket last had nothing queued. */
+  private queuedControlFrames = 0;
+  /** Reading stopped until 'drain': the peer does not take our output. */
+  private isReadPaused = false;
+  private tinyDataTokens = TINY_DATA_FRAMES_BURST;
+  private resetTokens = RAPID_RESET_BURST;
+  /** performance.now() when the token buckets were last refilled. */
+  private refilledAt = this.lastReadAt;
 
   constructor(
     readonly socket: Socket,
@@ -127,12 +168,18 @@ export class H2Connection<S, C> {
     readonly context: C,
   ) {
     this.writer = new FrameWriter(socket);
-    this.prefaceBytesLeft = options.role === 'server' ? CLIENT_PREFACE.length : 0;
+    this.isAppFacing = options.role === 'server';
+    this.prefaceBytesLeft = this.isAppFacing ? CLIENT_PREFACE.length : 0;
     this.recvWindow = options.connectionWindowBytes;
     this.creditThreshold = options.connectionWindowBytes >>> 4;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('drain', () => {
+      this.queuedControlFrames = 0;
+      if (this.isReadPaused) {
+        this.isReadPaused = false;
+        socket.resume();
+      }
       try {
         this.wake();
       } catch (err) {
@@ -188,7 +235,20 @@ export class H2Connection<S, C> {
   }
 
   writeReset(streamId: number, code: number): void {
+    this.queuedControlFrames++;
     this.writeU32Frame(FRAME.RST_STREAM, streamId, code);
+  }
+
+  /**
+   * The peer reset a stream it had not seen completed, or made us reset one: one token of the
+   * Rapid Reset budget. Throws (ending the connection with ENHANCE_YOUR_CALM) when it is spent.
+   */
+  chargePrematureReset(): void {
+    if (--this.resetTokens >= 0) return;
+    throw new H2ProtocolError(
+      ERROR_CODE.ENHANCE_YOUR_CALM,
+      `more than ${RAPID_RESET_BURST} streams reset before they completed, by the peer or for its errors (at most ${RAPID_RESETS_PER_SECOND} per second after that)`,
+    );
   }
 
   writeWindowUpdate(streamId: number, increment: number): void {
@@ -246,6 +306,8 @@ export class H2Connection<S, C> {
       this.writeGoaway(error.h2Code, error.message);
     }
     this.writer.flush();
+    // Nothing more it sends is wanted: it stays in the kernel until the socket is destroyed.
+    this.socket.pause();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), ERROR_CLOSE_DELAY_MS).unref();
     this.onSocketClose();
@@ -302,13 +364,17 @@ export class H2Connection<S, C> {
   // ------------------------------------------------------------------ reading
 
   private read(chunk: Buffer): void {
-    this.lastReadAt = performance.now();
+    const now = performance.now();
+    this.lastReadAt = now;
+    this.refill(now);
+    if (this.socket.writableLength === 0) this.queuedControlFrames = 0;
     let buf = chunk;
     if (this.partial !== null) {
       buf = Buffer.concat([this.partial, chunk]);
       this.partial = null;
     }
     let pos = 0;
+    this.isReading = true;
     try {
       if (this.prefaceBytesLeft > 0) {
         pos = this.readPreface(buf);
@@ -324,13 +390,37 @@ export class H2Connection<S, C> {
         const start = pos + FRAME_HEADER_BYTES;
         pos = start + frameLength;
         this.onFrame(buf[start - 6]!, buf[start - 5]!, buf.readUInt32BE(start - 4) & 0x7fffffff, buf, start, pos);
+        if (this.queuedControlFrames > MAX_QUEUED_CONTROL_FRAMES && this.isAppFacing) {
+          throw new H2ProtocolError(ERROR_CODE.ENHANCE_YOUR_CALM, `more than ${MAX_QUEUED_CONTROL_FRAMES} control frames (SETTINGS or PING ACKs, resets) waiting for the peer to read them`);
+        }
       }
+      this.events.readEnd(this);
     } catch (err) {
       // A bug of ours must cost this connection, never the process serving everyone else.
       this.fail(err instanceof H2ProtocolError ? err : new H2ProtocolError(ERROR_CODE.INTERNAL_ERROR, `meshlet internal error: ${(err as Error).message}`, err));
       return;
+    } finally {
+      this.isReading = false;
     }
-    if (pos < buf.length && !this.isClosed) this.partial = buf.subarray(pos);
+    if (this.isClosed) return;
+    if (pos < buf.length) this.partial = buf.subarray(pos);
+    // An app that does not read what we send gets nothing more read from it until it does
+    // ('drain' resumes: above the socket's high-water mark a write has returned false).
+    if (this.isAppFacing && this.isCongested) {
+      this.isReadPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  /** Refills the token buckets for the time since the last read. */
+  private refill(now: number): void {
+    const seconds = (now - this.refilledAt) / 1000;
+    if (seconds < 0.01) return;
+    this.refilledAt = now;
+    const tiny = this.tinyDataTokens + seconds * TINY_DATA_FRAMES_PER_SECOND;
+    this.tinyDataTokens = tiny > TINY_DATA_FRAMES_BURST ? TINY_DATA_FRAMES_BURST : tiny;
+    const resets = this.resetTokens + seconds * RAPID_RESETS_PER_SECOND;
+    this.resetTokens = resets > RAPID_RESET_BURST ? RAPID_RESET_BURST : resets;
   }
 
   private readPreface(buf: Buffer): number {
@@ -357,8 +447,7 @@ export class H2Connection<S, C> {
       case FRAME.HEADERS:
         return this.onHeaders(flags, streamId, buf, start, end);
       case FRAME.PRIORITY:
-        if (streamId === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-        return;
+        return this.onPriority(streamId, buf, start, end);
       case FRAME.RST_STREAM:
         if (streamId === 0 || end - start !== 4) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, 'RST_STREAM must carry 4 bytes on a stream other than 0');
         this.events.reset(this, streamId, buf.readUInt32BE(start));
@@ -380,9 +469,25 @@ export class H2Connection<S, C> {
     }
   }
 
+  /** PRIORITY is ignored (RFC 9113 5.3.2), but must still be well formed (6.3). */
+  private onPriority(streamId: number, buf: Buffer, start: number, end: number): void {
+    if (streamId === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, 'PRIORITY on stream 0');
+    if (end - start !== 5) {
+      this.events.streamError(this, streamId, ERROR_CODE.FRAME_SIZE_ERROR, `PRIORITY of ${end - start} bytes on stream ${streamId}; it must carry 5`);
+    } else if ((buf.readUInt32BE(start) & 0x7fffffff) === streamId) {
+      this.events.streamError(this, streamId, ERROR_CODE.PROTOCOL_ERROR, `PRIORITY makes stream ${streamId} depend on itself`);
+    }
+  }
+
   private onData(flags: number, streamId: number, buf: Buffer, start: number, end: number): void {
     if (streamId === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, 'DATA on stream 0');
     const flowBytes = end - start;
+    if (flowBytes < TINY_DATA_FRAME_BYTES && (flags & FLAG.END_STREAM) === 0 && this.isAppFacing && --this.tinyDataTokens < 0) {
+      throw new H2ProtocolError(
+        ERROR_CODE.ENHANCE_YOUR_CALM,
+        `more than ${TINY_DATA_FRAMES_BURST} DATA frames of under ${TINY_DATA_FRAME_BYTES} bytes (at most ${TINY_DATA_FRAMES_PER_SECOND} per second after that)`,
+      );
+    }
     this.recvWindow -= flowBytes;
     if (this.recvWindow < 0) throw new H2ProtocolError(ERROR_CODE.FLOW_CONTROL_ERROR, 'DATA beyond the connection flow-control window');
     let payloadEnd = end;
@@ -469,6 +574,7 @@ export class H2Connection<S, C> {
         throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `SETTINGS_ENABLE_PUSH ${value}; allowed: 0 or 1`);
       }
     }
+    this.queuedControlFrames++;
     const offset = this.writer.reserve(FRAME_HEADER_BYTES);
     writeFrameHeader(this.writer.slab, offset, 0, FRAME.SETTINGS, FLAG.ACK, 0);
     this.writer.commit(FRAME_HEADER_BYTES);
@@ -482,7 +588,12 @@ export class H2Connection<S, C> {
       this.pingSentAt = 0;
       return;
     }
-    this.writeFrame(FRAME.PING, FLAG.ACK, 0, Buffer.from(buf.subarray(start, end)));
+    this.queuedControlFrames++;
+    const offset = this.writer.reserve(FRAME_HEADER_BYTES + 8);
+    const slab = this.writer.slab;
+    writeFrameHeader(slab, offset, 8, FRAME.PING, FLAG.ACK, 0);
+    buf.copy(slab, offset + FRAME_HEADER_BYTES, start, end);
+    this.writer.commit(FRAME_HEADER_BYTES + 8);
   }
 
   private onGoaway(streamId: number, buf: Buffer, start: number, end: number): void {
@@ -499,6 +610,10 @@ export class H2Connection<S, C> {
   private onWindowUpdate(streamId: number, buf: Buffer, start: number, end: number): void {
     if (end - start !== 4) throw new H2ProtocolError(ERROR_CODE.FRAME_SIZE_ERROR, 'WINDOW_UPDATE must carry 4 bytes');
     const increment = buf.readUInt32BE(start) & 0x7fffffff;
+    if (increment === 0 && streamId !== 0) {
+      this.events.streamError(this, streamId, ERROR_CODE.PROTOCOL_ERROR, `WINDOW_UPDATE of 0 on stream ${streamId}`);
+      return;
+    }
     if (streamId === 0) {
       if (increment === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0 on the connection');
       this.sendWindow += increment;

@@ -3,8 +3,14 @@ import { H2_STREAM_WINDOW_BYTES } from '../upstream/h2-pool.js';
 
 /** Stream-level credit goes back to the sender in steps of a quarter of the window we grant. */
 const STREAM_CREDIT_STEP_BYTES = H2_STREAM_WINDOW_BYTES >>> 2;
-/** Queued payloads smaller than this are copied, so a waiting queue never pins whole socket reads. */
+/**
+ * Queued payloads smaller than this are copied, so a waiting queue never pins whole socket reads.
+ * When small copies follow each other in the queue they are gathered into blocks of
+ * COALESCE_BLOCK_BYTES: a body sent as a million 1-byte frames then costs its bytes in memory,
+ * not a Buffer per frame (about 100 bytes of heap each).
+ */
 const COPY_BELOW_BYTES = 8 * 1024;
+const COALESCE_BLOCK_BYTES = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a leg moves bytes between any two connections
@@ -43,6 +49,11 @@ export class H2Leg implements Writable {
   queued = 0;
   private queue: Buffer[] = [];
   private head = 0;
+  /** Index in `queue` of the last entry that is our own copy (more small payloads may join it), or -1. */
+  private copyIndex = -1;
+  /** The block small payloads are gathered in; its filled part ends at `blockEnd`. */
+  private block: Buffer | undefined = undefined;
+  private blockEnd = 0;
   /** Bytes at the front of the queue already credited to the sender (a retry's replayed body). */
   private precredited = 0;
   private streamCredit = 0;
@@ -60,6 +71,7 @@ export class H2Leg implements Writable {
       this.precredited = replayBytes! - this.queued;
       this.queue = replay.slice();
       this.head = 0;
+      this.copyIndex = -1;
       this.queued = replayBytes!;
     }
   }
@@ -85,7 +97,8 @@ export class H2Leg implements Writable {
         if (last) this.ended();
         return;
       }
-      this.queue.push(length < COPY_BELOW_BYTES ? Buffer.from(payload) : payload);
+      if (length < COPY_BELOW_BYTES) this.queueCopy(payload);
+      else this.queue.push(payload);
       this.queued += length;
     }
     this.flush();
@@ -160,6 +173,35 @@ export class H2Leg implements Writable {
     this.queue = [];
     this.head = 0;
     this.queued = 0;
+    this.copyIndex = -1;
+  }
+
+  /** Copies a small payload to the end of the queue, joining the copy before it when there is one. */
+  private queueCopy(payload: Buffer): void {
+    const queue = this.queue;
+    const length = payload.length;
+    const last = queue.length - 1;
+    if (this.copyIndex === last && last >= this.head) {
+      const entry = queue[last]!;
+      let block = this.block;
+      if (block !== undefined && entry.buffer === block.buffer && this.blockEnd + length <= block.length) {
+        payload.copy(block, this.blockEnd);
+        this.blockEnd += length;
+        queue[last] = block.subarray(entry.byteOffset - block.byteOffset, this.blockEnd);
+        return;
+      }
+      if (entry.length + length <= COALESCE_BLOCK_BYTES) {
+        block = Buffer.allocUnsafeSlow(COALESCE_BLOCK_BYTES);
+        entry.copy(block, 0);
+        payload.copy(block, entry.length);
+        this.block = block;
+        this.blockEnd = entry.length + length;
+        queue[last] = block.subarray(0, this.blockEnd);
+        return;
+      }
+    }
+    queue.push(Buffer.from(payload));
+    this.copyIndex = queue.length - 1;
   }
 
   private ended(): void {
@@ -171,6 +213,7 @@ export class H2Leg implements Writable {
     if (this.head === 0) return;
     this.queue.length = 0;
     this.head = 0;
+    this.copyIndex = -1;
   }
 
   /** Gives the sender back window for `bytes` passed on. */

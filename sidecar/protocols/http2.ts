@@ -5,7 +5,8 @@ import type { EndpointStats } from '../balancer/endpoint-stats.js';
 import { OUTCOME, type Outcome, type TargetBalancer } from '../balancer/target-balancer.js';
 import type { RouteResult } from '../balancer/target-registry.js';
 import { H2Connection, H2ProtocolError, MAX_HEADER_LIST_BYTES, type StreamEvents } from '../h2/connection.js';
-import { ERROR_CODE, errorCodeName } from '../h2/frame.js';
+import { requestProblem, responseProblem, trailersProblem } from '../h2/fields.js';
+import { ERROR_CODE, MAX_WINDOW_BYTES, errorCodeName } from '../h2/frame.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES, type UpstreamConnection, type UpstreamLink } from '../upstream/h2-pool.js';
 import type { ConnectionContext } from './connection-context.js';
 import { GRPC_STATUS, encodeGrpcMessage, isEndpointFailure, parseGrpcTimeoutMs } from './grpc-status.js';
@@ -15,6 +16,15 @@ import { keepForReplay } from './replay.js';
 
 /** Streams one app connection may have open at once. */
 const DOWNSTREAM_MAX_STREAMS = 1000;
+/** An app connection with no stream for this long is closed (GOAWAY NO_ERROR): Envoy's default idle_timeout. */
+export const DEFAULT_H2_IDLE_TIMEOUT_MS = 3_600_000;
+/** Idle app connections are looked for at most this far apart. */
+const IDLE_SWEEP_MAX_MS = 5_000;
+
+export interface Http2RelayOptions {
+  /** An app connection with no open stream for this long is closed. */
+  idleTimeoutMs: number;
+}
 
 type AppConnection = H2Connection<Exchange, ConnectionContext>;
 type Upstream = UpstreamConnection<Exchange>;
@@ -84,10 +94,21 @@ export class Http2Relay implements ProtocolHandler {
   private readonly connections = new Set<AppConnection>();
   private readonly appEvents: StreamEvents<Exchange, ConnectionContext>;
   readonly upstreamEvents: StreamEvents<Exchange, UpstreamLink>;
+  /**
+   * Requests picked while their app connection's read is being handled: they go upstream once the
+   * whole read is handled, so one reset in the same read stops them before they reach an endpoint.
+   */
+  private readonly deferred: Exchange[] = [];
+  private readonly idleSweep: NodeJS.Timeout;
 
-  constructor(readonly deps: RelayDeps) {
+  constructor(
+    readonly deps: RelayDeps,
+    private readonly options: Http2RelayOptions = { idleTimeoutMs: DEFAULT_H2_IDLE_TIMEOUT_MS },
+  ) {
     this.appEvents = new AppSide(this);
     this.upstreamEvents = new UpstreamSide(this);
+    const sweepMs = Math.min(Math.max(options.idleTimeoutMs >>> 2, 10), IDLE_SWEEP_MAX_MS);
+    this.idleSweep = setInterval(() => this.closeIdle(), sweepMs).unref();
   }
 
   handle(socket: Socket, ctx: ConnectionContext): void {
@@ -101,7 +122,32 @@ export class Http2Relay implements ProtocolHandler {
   }
 
   close(): void {
+    clearInterval(this.idleSweep);
     for (const conn of this.connections) conn.shutdown();
+  }
+
+  /** Closes app connections that have had no stream for the idle timeout. */
+  private closeIdle(): void {
+    const now = performance.now();
+    const timeoutMs = this.options.idleTimeoutMs;
+    for (const conn of this.connections) {
+      if (conn.streams.size > 0 || conn.goingAway || now - conn.idleSince < timeoutMs) continue;
+      this.deps.log.debug({ connId: conn.context.connId, idleTimeoutMs: timeoutMs }, 'app connection idle: closing it');
+      // An app that does not even read what we sent would never see GOAWAY: it is dropped.
+      if (conn.isCongested) conn.destroy();
+      else conn.shutdown();
+    }
+  }
+
+  /** The app connection's read is handled: the requests it opened go upstream, unless already reset. */
+  startDeferred(): void {
+    const deferred = this.deferred;
+    for (let i = 0; i < deferred.length; i++) {
+      const ex = deferred[i]!;
+      const stats = ex.stats;
+      if (stats !== undefined && !ex.cancelled && ex.downOpen) this.acquire(ex, stats);
+    }
+    deferred.length = 0;
   }
 
   forget(conn: AppConnection): void {
@@ -168,8 +214,8 @@ export class Http2Relay implements ProtocolHandler {
 
   private dispatch(ex: Exchange, stats: EndpointStats): void {
     ex.stats = stats;
-    stats.metrics.request(ex.isGrpc ? PROTOCOL_INDEX.grpc : PROTOCOL_INDEX.http2);
-    this.acquire(ex, stats);
+    if (ex.down.isReading) this.deferred.push(ex);
+    else this.acquire(ex, stats);
   }
 
   private acquire(ex: Exchange, stats: EndpointStats): void {
@@ -192,6 +238,7 @@ export class Http2Relay implements ProtocolHandler {
       this.settle(ex, OUTCOME.cancelled);
       return;
     }
+    ex.stats!.metrics.request(ex.isGrpc ? PROTOCOL_INDEX.grpc : PROTOCOL_INDEX.http2);
     const upId = up.context.pool.open(up, ex);
     ex.up = up;
     ex.upId = upId;
@@ -253,8 +300,9 @@ export class Http2Relay implements ProtocolHandler {
     ex.upOpen = false;
     ex.req.close();
     const up = ex.up!;
-    if (resetCode !== undefined && !up.isClosed) up.writeReset(ex.upId, resetCode);
-    up.context.pool.release(up, ex.upId);
+    const isReset = resetCode !== undefined && !up.isClosed;
+    if (isReset) up.writeReset(ex.upId, resetCode);
+    up.context.pool.release(up, ex.upId, isReset);
   }
 
   /** Both directions of the upstream stream are done: free its slot. */
@@ -274,6 +322,7 @@ export class Http2Relay implements ProtocolHandler {
     const down = ex.down;
     if (resetCode !== undefined && ex.res.resetCode === undefined && !down.isClosed) down.writeReset(ex.downId, resetCode);
     down.streams.delete(ex.downId);
+    if (down.streams.size === 0) down.idleSince = performance.now();
     down.endIfIdle();
   }
 
@@ -374,6 +423,17 @@ export class Http2Relay implements ProtocolHandler {
     this.fail(ex, 502, `meshlet: endpoint ${stats?.key ?? ''} failed: stream reset with ${errorCodeName(code)}`);
   }
 
+  /** The endpoint's response or trailers broke RFC 9113 8.2-8.3: its stream is reset, the app gets a 502. */
+  malformedResponse(ex: Exchange, problem: string): void {
+    this.closeUp(ex, ERROR_CODE.PROTOCOL_ERROR);
+    if (ex.cancelled) return;
+    const key = ex.stats?.key ?? '';
+    this.settle(ex, OUTCOME.failure);
+    this.deps.metrics.proxyError(ex.balancer!.id, 'upstream-malformed');
+    this.deps.log.debug({ endpoint: key, error: problem }, 'endpoint response malformed: not forwarded');
+    this.fail(ex, 502, `meshlet: endpoint ${key} sent a malformed response: ${problem}`);
+  }
+
   /** The attempt's upstream connection went away under it (GOAWAY excluding it, or closed). */
   upstreamLost(ex: Exchange, neverProcessed: boolean, reason: string): void {
     this.closeUp(ex);
@@ -411,7 +471,9 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
   headers(conn: AppConnection, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void {
     const ex = conn.streams.get(streamId);
     if (ex !== undefined) {
-      if (!endStream || ex.req.endReceived) {
+      const problem = !endStream || ex.req.endReceived ? 'a second header block that does not end the stream' : trailersProblem(fields);
+      if (problem !== undefined) {
+        this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: problem }, 'app request trailers malformed: stream reset');
         ex.relay.cancel(ex);
         conn.writeReset(streamId, ERROR_CODE.PROTOCOL_ERROR);
         return;
@@ -430,6 +492,13 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       conn.writeReset(streamId, ERROR_CODE.REFUSED_STREAM);
       return;
     }
+    const problem = requestProblem(fields);
+    if (problem !== undefined) {
+      // Malformed (RFC 9113 8.1.1): never forwarded; the stream can still answer, so a 400 says why.
+      this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: problem }, 'app request malformed: answered 400');
+      refuse(conn, streamId, endStream, '400', `meshlet: malformed HTTP/2 request: ${problem}\n`);
+      return;
+    }
     this.relay.open(conn, streamId, fields, neverIndexed, endStream);
   }
 
@@ -445,18 +514,14 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       return;
     }
     conn.lastPeerStreamId = streamId;
-    // 431, with a body naming the limit; the rest of the request is not wanted.
-    const body = Buffer.from(`meshlet: request ${message}; the limit is ${MAX_HEADER_LIST_BYTES} bytes of header fields\n`, 'utf8');
-    const fitsWindow = body.length <= conn.peerInitialWindow && body.length <= conn.sendWindow && body.length <= conn.peerMaxFrame;
-    conn.writeHeaders(streamId, [':status', '431', 'content-type', 'text/plain; charset=utf-8'], !fitsWindow);
-    if (fitsWindow) conn.writeData(streamId, body, true);
-    if (!endStream) conn.writeReset(streamId, ERROR_CODE.NO_ERROR);
+    refuse(conn, streamId, endStream, '431', `meshlet: request ${message}; the limit is ${MAX_HEADER_LIST_BYTES} bytes of header fields\n`);
     this.relay.deps.log.warn({ connId: conn.context.connId, streamId, error: message }, 'app request refused: header fields too large');
   }
 
   data(conn: AppConnection, streamId: number, payload: Buffer, flowBytes: number, endStream: boolean): void {
     const ex = conn.streams.get(streamId);
     if (ex === undefined || ex.req.endReceived) {
+      if (ex === undefined) checkNotIdle(conn, streamId, 'DATA');
       conn.credit(flowBytes);
       return;
     }
@@ -466,13 +531,39 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
 
   reset(conn: AppConnection, streamId: number): void {
     const ex = conn.streams.get(streamId);
-    if (ex !== undefined) ex.relay.cancel(ex);
+    if (ex === undefined) {
+      checkNotIdle(conn, streamId, 'RST_STREAM');
+      return;
+    }
+    ex.relay.cancel(ex);
+    // The response had not ended: one token of the Rapid Reset budget (CVE-2023-44487).
+    conn.chargePrematureReset();
   }
 
   windowUpdate(conn: AppConnection, streamId: number, increment: number): void {
     const ex = conn.streams.get(streamId);
-    if (ex === undefined) return;
+    if (ex === undefined) {
+      checkNotIdle(conn, streamId, 'WINDOW_UPDATE');
+      return;
+    }
+    if (ex.res.sendWindow + increment > MAX_WINDOW_BYTES) {
+      this.streamError(conn, streamId, ERROR_CODE.FLOW_CONTROL_ERROR, `WINDOW_UPDATE on stream ${streamId} takes its window above 2^31-1`);
+      return;
+    }
     ex.res.grant(increment);
+  }
+
+  streamError(conn: AppConnection, streamId: number, code: number, message: string): void {
+    const ex = conn.streams.get(streamId);
+    if (ex !== undefined) ex.relay.cancel(ex);
+    conn.writeReset(streamId, code);
+    this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: message }, 'app stream error: stream reset');
+    // A stream the app made us reset costs like one it reset itself: a flood of them ends the connection.
+    conn.chargePrematureReset();
+  }
+
+  readEnd(): void {
+    this.relay.startDeferred();
   }
 
   initialWindowChanged(conn: AppConnection, delta: number): void {
@@ -507,7 +598,12 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
     const relay = this.relay;
     const res = ex.res;
     if (ex.respondedAt === 0) {
-      const status = fields[0] === ':status' ? Number(fields[1]) : statusOf(fields);
+      const problem = responseProblem(fields);
+      if (problem !== undefined) {
+        relay.malformedResponse(ex, problem);
+        return;
+      }
+      const status = Number(fields[1]);
       if (status < 200 && !endStream) {
         // Informational (1xx): passed on; the final response follows.
         if (ex.downOpen) ex.down.writeHeaders(ex.downId, fields, false, neverIndexed);
@@ -535,6 +631,11 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       relay.upstreamReset(ex, ERROR_CODE.PROTOCOL_ERROR);
       return;
     }
+    const problem = trailersProblem(fields);
+    if (problem !== undefined) {
+      relay.malformedResponse(ex, problem);
+      return;
+    }
     ex.grpcStatus = grpcStatusOf(fields);
     res.pushTrailers(fields, neverIndexed);
     relay.responseEnded(ex);
@@ -549,6 +650,7 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
 
   data(conn: Upstream, streamId: number, payload: Buffer, flowBytes: number, endStream: boolean): void {
     const ex = conn.streams.get(streamId);
+    if (ex === undefined) checkOpenedByUs(conn, streamId, 'DATA');
     if (ex === undefined || ex.res.endReceived || !ex.downOpen) {
       conn.credit(flowBytes);
       if (ex !== undefined && !ex.downOpen) this.relay.closeUp(ex, ERROR_CODE.CANCEL);
@@ -567,12 +669,35 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
   reset(conn: Upstream, streamId: number, code: number): void {
     const ex = conn.streams.get(streamId);
     if (ex !== undefined) this.relay.upstreamReset(ex, code);
+    else checkOpenedByUs(conn, streamId, 'RST_STREAM');
   }
 
   windowUpdate(conn: Upstream, streamId: number, increment: number): void {
     const ex = conn.streams.get(streamId);
-    if (ex === undefined) return;
+    if (ex === undefined) {
+      checkOpenedByUs(conn, streamId, 'WINDOW_UPDATE');
+      return;
+    }
+    if (ex.req.sendWindow + increment > MAX_WINDOW_BYTES) {
+      this.streamError(conn, streamId, ERROR_CODE.FLOW_CONTROL_ERROR, `WINDOW_UPDATE on stream ${streamId} takes its window above 2^31-1`);
+      return;
+    }
     ex.req.grant(increment);
+  }
+
+  streamError(conn: Upstream, streamId: number, code: number, message: string): void {
+    const ex = conn.streams.get(streamId);
+    if (ex === undefined) {
+      if (!conn.isClosed) conn.writeReset(streamId, code);
+      return;
+    }
+    this.relay.closeUp(ex, code);
+    this.relay.upstreamReset(ex, code);
+    this.relay.deps.log.debug({ endpoint: ex.stats?.key, streamId, error: message }, 'endpoint stream error: stream reset');
+  }
+
+  readEnd(): void {
+    // Nothing waits for the end of an upstream read.
   }
 
   initialWindowChanged(conn: Upstream, delta: number): void {
@@ -594,9 +719,30 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
   }
 }
 
-function statusOf(fields: readonly string[]): number {
-  for (let i = 0; i < fields.length; i += 2) if (fields[i] === ':status') return Number(fields[i + 1]);
-  return 0;
+/**
+ * Answers a request that will not be forwarded with `status` and `body` (when the windows allow it
+ * in one frame); a request still being sent is then reset with NO_ERROR: the rest is not wanted.
+ */
+function refuse(conn: AppConnection, streamId: number, endStream: boolean, status: string, message: string): void {
+  const body = Buffer.from(message, 'utf8');
+  const fitsWindow = body.length <= conn.peerInitialWindow && body.length <= conn.sendWindow && body.length <= conn.peerMaxFrame;
+  conn.writeHeaders(streamId, [':status', status, 'content-type', 'text/plain; charset=utf-8'], !fitsWindow);
+  if (fitsWindow) conn.writeData(streamId, body, true);
+  if (!endStream) conn.writeReset(streamId, ERROR_CODE.NO_ERROR);
+}
+
+/** A frame other than HEADERS or PRIORITY on a stream the app never opened (RFC 9113 5.1: idle) ends its connection. */
+function checkNotIdle(conn: AppConnection, streamId: number, what: string): void {
+  if ((streamId & 1) === 0 || streamId > conn.lastPeerStreamId) {
+    throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `${what} on stream ${streamId}, which was never opened (idle, RFC 9113 5.1)`);
+  }
+}
+
+/** The same on an upstream connection: only streams we opened exist there (push is disabled). */
+function checkOpenedByUs(conn: Upstream, streamId: number, what: string): void {
+  if ((streamId & 1) === 0 || streamId >= conn.context.nextStreamId) {
+    throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `${what} on stream ${streamId}, which we never opened (idle, RFC 9113 5.1)`);
+  }
 }
 
 function grpcStatusOf(fields: readonly string[]): string {

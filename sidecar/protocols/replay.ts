@@ -3,6 +3,13 @@
  * endpoint provably never processed can be retried once on another endpoint with its body.
  */
 export const MAX_REPLAY_BYTES = 64 * 1024;
+/**
+ * What each kept chunk costs beyond its bytes (its Buffer and array slot): a body sent as many
+ * tiny pieces reaches the bound by its chunk count, not only by its bytes.
+ */
+export const REPLAY_CHUNK_OVERHEAD_BYTES = 128;
+/** Kept chunks smaller than this are copied, so they never pin the larger socket reads they came in. */
+const REPLAY_COPY_BELOW_BYTES = 8 * 1024;
 
 /** What a forwarded request keeps for a retry: the chunks so far, or null once it grew too big. */
 export interface Replayable {
@@ -13,10 +20,11 @@ export interface Replayable {
 /** Keeps `chunk` for a retry, or gives up on retrying once the body outgrows the bound. */
 export function keepForReplay(fwd: Replayable, chunk: Buffer): void {
   const replay = fwd.replay;
-  if (replay === null) return;
-  if (fwd.replayBytes + chunk.length <= MAX_REPLAY_BYTES) {
-    replay.push(chunk);
-    fwd.replayBytes += chunk.length;
+  const length = chunk.length;
+  if (replay === null || length === 0) return;
+  if (fwd.replayBytes + length + (replay.length + 1) * REPLAY_CHUNK_OVERHEAD_BYTES <= MAX_REPLAY_BYTES) {
+    replay.push(length < REPLAY_COPY_BELOW_BYTES ? Buffer.from(chunk) : chunk);
+    fwd.replayBytes += length;
   } else {
     fwd.replay = null;
   }

@@ -18,6 +18,12 @@ export const H2_CONNECTION_WINDOW_BYTES = 8 << 20;
  * takes no new streams: they would wait behind the ones filling its window.
  */
 const BACKLOGGED_BYTES = H2_CONNECTION_WINDOW_BYTES >>> 1;
+/**
+ * Streams we reset on one upstream connection (apps cancelling) before it takes no new streams and
+ * closes once idle: half of nghttp2's default Rapid Reset burst (1000), so an endpoint guarding
+ * itself with it never sees our connection as an attacker and drops the streams still on it.
+ */
+const MAX_RESETS_PER_CONNECTION = 500;
 
 /** Connecting to an endpoint failed, so nothing was sent: safe to retry elsewhere. */
 export class UpstreamConnectError extends MeshletError {
@@ -39,6 +45,8 @@ export interface UpstreamLink {
   /** False once the peer sent GOAWAY, ids ran out, or the pool closed: no new streams. */
   usable: boolean;
   nextStreamId: number;
+  /** Streams we reset on it. */
+  resetsSent: number;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the pool is agnostic of what the relay keeps per stream
@@ -95,11 +103,16 @@ export class H2Pool {
     return id;
   }
 
-  /** Gives a stream's slot back; a retired connection closes with its last stream. */
-  release(conn: UpstreamConnection, id: number): void {
+  /** Gives a stream's slot back (`wasReset`: we reset it); a retired connection closes with its last stream. */
+  release(conn: UpstreamConnection, id: number, wasReset = false): void {
     if (!conn.streams.delete(id)) return;
     const link = conn.context;
     link.active--;
+    if (wasReset && ++link.resetsSent === MAX_RESETS_PER_CONNECTION && link.usable) {
+      this.log.debug({ endpoint: this.endpoint.key, resets: link.resetsSent }, 'upstream connection retired after many cancelled streams');
+      this.retire(conn);
+      return;
+    }
     if (!link.usable && link.active === 0) conn.shutdown();
   }
 
@@ -140,7 +153,7 @@ export class H2Pool {
       timer.unref();
       socket.once('error', onConnectError);
       socket.once('connect', () => {
-        const link: UpstreamLink = { pool: this, active: 0, maxStreams: MAX_STREAMS_PER_CONNECTION, usable: true, nextStreamId: 1 };
+        const link: UpstreamLink = { pool: this, active: 0, maxStreams: MAX_STREAMS_PER_CONNECTION, usable: true, nextStreamId: 1, resetsSent: 0 };
         const opened = new H2Connection<S, UpstreamLink>(
           socket,
           events,

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { ERROR_CODE } from '../../sidecar/h2/frame.js';
 import { F, T, frame, literalBlock, rawClient, rawServer } from '../helpers/h2-raw.js';
 import type { RunningProxy } from '../../sidecar/main.js';
 import { TestSource, captureLogger, startTestProxy, type LogLines } from './proxy-harness.js';
@@ -267,4 +268,107 @@ t.test('an endpoint answering random frames: every app request ends (response or
   t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
   source.set([`127.0.0.1:${(steady.address() as AddressInfo).port}`]);
   t.equal(await fetchText(target, '/after'), 'steady', 'with a sane endpoint in its place, the app is served');
+});
+
+/** Frames per flooding connection, at most: several times every per-connection budget. */
+const FLOOD_FRAMES = 30_000;
+const FLOOD_CONNECTIONS = 24;
+
+/** A random flood of control frames, empty or tiny DATA, resets and frame misuse, with valid requests mixed in. */
+function floodFrames(rand: () => number): Buffer {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n >>> 0);
+    return b;
+  };
+  const request = literalBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/flood'], [':authority', 'fuzz.test']]);
+  const ping = frame(T.PING, 0, 0, Buffer.alloc(8));
+  const settings = frame(T.SETTINGS, 0, 0);
+  const frames: Buffer[] = [];
+  let nextId = 1;
+  // Mostly one kind per connection (a flood), with the others sprinkled in.
+  const main = Math.floor(rand() * 6);
+  for (let i = 0; i < FLOOD_FRAMES; i++) {
+    const kind = rand() < 0.8 ? main : Math.floor(rand() * 7);
+    const open = nextId > 1 ? nextId - 2 : 1;
+    if (kind === 0) frames.push(ping);
+    else if (kind === 1) frames.push(settings);
+    else if (kind === 2) {
+      frames.push(frame(T.HEADERS, F.END_HEADERS, nextId, request), frame(T.RST_STREAM, 0, nextId, u32(8)));
+      nextId += 2;
+    } else if (kind === 3) {
+      if (nextId === 1) {
+        frames.push(frame(T.HEADERS, F.END_HEADERS, nextId, request));
+        nextId += 2;
+      }
+      frames.push(frame(T.DATA, 0, open, Buffer.alloc(pick([0, 0, 1, 5]), 0x61)));
+    } else if (kind === 4) frames.push(frame(T.WINDOW_UPDATE, 0, open, u32(pick([0, 1, 0x7fffffff]))));
+    else if (kind === 5) frames.push(frame(T.PRIORITY, 0, pick([open, open + 2]), Buffer.alloc(pick([3, 5, 6]))));
+    else {
+      frames.push(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, nextId, request));
+      nextId += 2;
+    }
+    if (nextId > 2 ** 31 - 3) break;
+  }
+  return Buffer.concat(frames);
+}
+
+t.test('control-frame, tiny-frame and stream-error floods: a flooder that never reads is ended, one that reads is ended or served, no internal error, nothing leaks', async (t) => {
+  let served = 0;
+  const backend = http2.createServer();
+  backend.on('stream', (stream) => {
+    served++;
+    stream.on('error', () => undefined);
+    stream.resume();
+    stream.on('end', () => {
+      if (stream.closed) return;
+      stream.respond({ ':status': 200 });
+      stream.end('fine');
+    });
+  });
+  backend.on('session', (s) => s.on('error', () => undefined));
+  backend.listen(0, '127.0.0.1');
+  await once(backend, 'listening');
+  const { log, captured } = captureLogger('warn');
+  const { proxy, target } = await startTestProxy(new TestSource([`127.0.0.1:${(backend.address() as AddressInfo).port}`]), {}, log);
+  t.teardown(async () => {
+    await proxy.close();
+    backend.close();
+  });
+  const seed = Number(process.env.FUZZ_SEED ?? 20261122);
+  const rand = random(seed + 2);
+  let deafEnded = 0;
+  let deafConnections = 0;
+  const goawayCodes = new Map<number, number>();
+  for (let i = 0; i < FLOOD_CONNECTIONS; i++) {
+    const deaf = rand() < 0.5;
+    const { socket, reader } = await rawClient(proxy.address.port);
+    if (deaf) socket.pause();
+    try {
+      socket.write(floodFrames(rand));
+      socket.resume();
+      const isEnded = await reader.waitClosed(10_000).then(
+        () => true,
+        () => false,
+      );
+      if (deaf) {
+        deafConnections++;
+        if (isEnded) deafEnded++;
+      } else if (!isEnded) {
+        // A client that reads every answer may keep its connection: then it must still be served.
+        socket.write(frame(T.PING, 0, 0, Buffer.from('stillup!')));
+        await t.resolves(reader.waitFor((f) => f.type === T.PING && (f.flags & F.ACK) !== 0 && f.payload.toString() === 'stillup!', 5_000), 'a reading flooder not cut off is still answered');
+      }
+      for (const f of reader.frames) if (f.type === T.GOAWAY) goawayCodes.set(f.payload.readUInt32BE(4), (goawayCodes.get(f.payload.readUInt32BE(4)) ?? 0) + 1);
+    } finally {
+      socket.destroy();
+    }
+  }
+  t.ok(deafConnections > 0, `${deafConnections} of ${FLOOD_CONNECTIONS} flooders never read`);
+  t.equal(deafEnded, deafConnections, `every flooder that never read was ended by the proxy (seed ${seed})`);
+  t.ok((goawayCodes.get(ERROR_CODE.ENHANCE_YOUR_CALM) ?? 0) > 0, `the floods were ended by their budgets: GOAWAY codes seen ${JSON.stringify([...goawayCodes])}, ${served} requests reached the endpoint`);
+  t.same(internalErrors(captured), [], 'no internal error was logged');
+  t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
+  t.equal(await fetchText(target, '/after-floods'), 'fine', 'a well-behaved app is served after all of it');
 });
