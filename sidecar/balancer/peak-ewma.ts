@@ -9,7 +9,7 @@ import type { EndpointScore, Policy, PolicyOptions } from './policy.js';
  */
 export const LATENCY_NOISE_FACTOR = 2;
 /** Beyond the noise band, weight falls with the cube of the latency ratio: 20 ms over 1 ms peers is 1/3,000. */
-export const LATENCY_PENALTY_EXPONENT = 3;
+export const LATENCY_PENALTY_EXPONENT = 5;
 /** The failure ratio is capped here so the failure factor stays finite (1 / 0.01² = 10,000). */
 const MAX_FAILURE_RATIO = 0.99;
 /**
@@ -17,7 +17,7 @@ const MAX_FAILURE_RATIO = 0.99;
  * stale bad estimate keeps being sampled (about 0.7% of picks beside three healthy peers) and its
  * estimate can recover.
  */
-export const MIN_WEIGHT_FRACTION = 0.02;
+export const MIN_WEIGHT_FRACTION = 0.01;
 /** A new endpoint's weight at the start of its slow start (before in-flight). */
 export const SLOW_START_MIN_WEIGHT = 0.1;
 /** While slower than its peers, a new endpoint's ramp runs at this fraction of its pace (it stretches up to 4×). */

@@ -11,7 +11,7 @@ import type { PickResult, Policy } from './policy.js';
 import { RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 
 /** Latency estimate for a target's first endpoints, before anything is measured (ms). */
-const INITIAL_ESTIMATE_MS = 5;
+const INITIAL_ESTIMATE_MS = 1;
 
 export interface BalancerOptions {
   ejection: EjectionOptions;

@@ -1,0 +1,41 @@
+import t from 'tap';
+import { BALANCE_SCENARIOS, runLoad, startScenarioBackends } from '../helpers/balance-scenarios.js';
+import { TestSource, startTestProxy } from './proxy-harness.js';
+
+/**
+ * Issue 11, against real servers: every scenario of the balance-quality table through the
+ * standalone proxy with its default policy, on loopback, asserting the goal the bench prints
+ * beside the figure (test/helpers/balance-scenarios.ts). Backends answer by request count, not by
+ * time. Two figures rest on measured latency (the 20 ms slower endpoint): here client, backends
+ * and proxy share one event loop on a shared machine, and a stall inflates every endpoint's
+ * latency at once, so those limits are widened by TIMING_SLACK; the model test
+ * (balancer-model.test.ts) holds the same scenarios to the exact goals on a simulated clock, and
+ * the bench prints the figures measured on a quiet machine.
+ */
+const TIMING_SLACK = 2.5;
+
+for (const scenario of BALANCE_SCENARIOS) {
+  t.test(`default policy: ${scenario.name}`, async (t) => {
+    const backends = await startScenarioBackends(scenario);
+    const joining = scenario.join?.endpoint;
+    const source = new TestSource(backends.filter((_, i) => i !== joining).map((b) => b.address));
+    const { proxy } = await startTestProxy(source, { 'lb-policy': 'peak-ewma' });
+    t.teardown(async () => {
+      await proxy.close();
+      await Promise.all(backends.map((b) => b.close()));
+    });
+    const result = await runLoad({
+      protocol: scenario.protocol,
+      port: proxy.address.port,
+      requests: scenario.requests,
+      concurrency: scenario.concurrency,
+      ratePerSecond: scenario.ratePerSecond,
+      before: (index) => {
+        if (index === scenario.join?.beforeRequest) source.set(backends.map((b) => b.address));
+      },
+    });
+    t.equal(result.errors, 0, 'no request failed in the proxy');
+    const verdict = scenario.judge(result, backends.map((b) => b.name), scenario.isTimingSensitive ? TIMING_SLACK : 1);
+    t.ok(verdict.met, `${verdict.figure} (goal: ${verdict.goal})`);
+  });
+}
