@@ -8,8 +8,13 @@ import type { EndpointScore, Policy, PolicyOptions } from './policy.js';
  * signal is what starves Pods under classic peak-EWMA.
  */
 export const LATENCY_NOISE_FACTOR = 2;
-/** Beyond the noise band, weight falls with the cube of the latency ratio: 20 ms over 1 ms peers is 1/3,000. */
-export const LATENCY_PENALTY_EXPONENT = 5;
+/**
+ * Beyond the noise band, weight falls with the 8th power of the latency ratio: 1.2× the band is
+ * 0.23, 1.5× is 0.04. Steep because under saturation every measured latency includes the proxy's
+ * own queueing, which brings the ratios closer: a 20 ms slower endpoint of 4 got 4.9% of saturated
+ * load with exponent 3, 2.5% with 5, 1.7-1.9% with 8 (balance bench, shared machine).
+ */
+export const LATENCY_PENALTY_EXPONENT = 8;
 /** The failure ratio is capped here so the failure factor stays finite (1 / 0.01² = 10,000). */
 const MAX_FAILURE_RATIO = 0.99;
 /**
@@ -39,7 +44,7 @@ interface RampState {
  *
  *   weight = latency factor × ramp / (failure factor × (in flight + 1))
  *
- * - latency factor: 1 within the noise band of the fastest candidate, else (band / latency)³;
+ * - latency factor: 1 within the noise band of the fastest candidate, else (band / latency)⁸;
  * - failure factor: 1 / (1 − failure ratio)²: one 503 in ten responses is ×1.23, every response
  *   failing is ×10,000 (and N in a row eject it, see ejection.ts);
  * - ramp: SLOW_START_MIN_WEIGHT → 1 over the slow-start window for an endpoint that joined a target
