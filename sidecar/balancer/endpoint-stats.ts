@@ -4,12 +4,17 @@ import type { EndpointMetrics } from '../admin/metrics.js';
 import type { EndpointUpstream } from '../upstream/endpoint-upstream.js';
 import type { PickResult } from './policy.js';
 
-/** Weight of one response in the latency estimate: about the last three responses count. */
-export const LATENCY_WEIGHT = 0.3;
+/**
+ * Weight of one response in the latency estimate: about the last ten responses count, so a
+ * transient stall (which inflates several responses at once) moves it little while an endpoint
+ * that stays slow is seen within a dozen requests. 0.3 let the estimates of equal endpoints
+ * leave the noise band under load (one of four got 61% of its share with 50 streams in flight).
+ */
+export const LATENCY_WEIGHT = 0.1;
 /**
  * One response counts as at most this multiple of the current estimate, so one outlier (a GC
- * pause, a cold connection) moves the estimate at most 1.9× while a run of slow responses still
- * reaches the true latency within a few requests (1.9× per response).
+ * pause, a cold connection) moves the estimate at most 1.3× while a run of slow responses still
+ * reaches the true latency (1.3× per response).
  */
 export const LATENCY_STEP_LIMIT = 4;
 /** Latencies below this are alike: differences under a millisecond are loopback and scheduling noise. */

@@ -229,6 +229,8 @@ export interface BalanceScenario {
    * proxy stall together) it is noisy: the scenario test widens the limit by `slack`.
    */
   isTimingSensitive?: boolean;
+  /** Why the default policy does not meet this goal yet (the scenario test marks it todo). */
+  knownGap?: string;
   /** Endpoint `index` answering its `nth` request. */
   answer(index: number, nth: number, run: RunState): ScenarioAnswer;
   judge(result: LoadResult, names: string[], slack?: number): ScenarioVerdict;
@@ -330,6 +332,7 @@ export const BALANCE_SCENARIOS: BalanceScenario[] = [
   },
   ...([
     ['503, HTTP/1.1 sequential', 'h1', { delayMs: 0, status: 503 }],
+    ['429, HTTP/1.1 sequential', 'h1', { delayMs: 0, status: 429 }],
     ['gRPC UNAVAILABLE, 8 concurrent', 'h2', { delayMs: 0, grpcStatus: 14 }],
     ['gRPC RESOURCE_EXHAUSTED, 8 concurrent', 'h2', { delayMs: 0, grpcStatus: 8 }],
   ] as const).map(
@@ -341,6 +344,7 @@ export const BALANCE_SCENARIOS: BalanceScenario[] = [
       concurrency: protocol === 'h1' ? 1 : 8,
       answer: (index) => (index === 3 ? failure : FAST),
       judge: shareOfLast(0.05),
+      knownGap: 'status' in failure && failure.status === 429 ? 'the proxy does not count 429 as an endpoint failure (isEndpointFailure, sidecar/protocols/grpc-status.ts)' : undefined,
     }),
   ),
   {

@@ -15,7 +15,7 @@ import { TestSource, startTestProxy } from './proxy-harness.js';
 const TIMING_SLACK = 2.5;
 
 for (const scenario of BALANCE_SCENARIOS) {
-  t.test(`default policy: ${scenario.name}`, async (t) => {
+  t.test(`default policy: ${scenario.name}`, { todo: scenario.knownGap ?? false }, async (t) => {
     const backends = await startScenarioBackends(scenario);
     const joining = scenario.join?.endpoint;
     const source = new TestSource(backends.filter((_, i) => i !== joining).map((b) => b.address));
