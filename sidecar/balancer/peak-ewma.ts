@@ -4,22 +4,23 @@ import type { EndpointScore, Policy, PolicyOptions } from './policy.js';
 
 /**
  * Latencies up to this multiple of the fastest endpoint's (plus LATENCY_FLOOR_MS) count as equal:
- * estimates of equal Pods differ by more than that on a shared node, and treating that noise as
- * signal is what starves Pods under classic peak-EWMA.
+ * estimates of equal Pods differ by about that much on a shared node, and treating that noise as
+ * signal is what starves Pods under classic peak-EWMA. 3 spread the healthy endpoints of the
+ * saturated slow-endpoint scenario more evenly but let the slow one have 3.2% (goal: 2%).
  */
 export const LATENCY_NOISE_FACTOR = 2;
 /**
  * Beyond the noise band, weight falls with the 8th power of the latency ratio: 1.2× the band is
  * 0.23, 1.5× is 0.04. Steep because under saturation every measured latency includes the proxy's
  * own queueing, which brings the ratios closer: a 20 ms slower endpoint of 4 got 4.9% of saturated
- * load with exponent 3, 2.5% with 5, 1.7-1.9% with 8 (balance bench, shared machine).
+ * load with exponent 3, 2.5% with 5, 1.7-2.0% with 8 (balance bench, shared machine).
  */
 export const LATENCY_PENALTY_EXPONENT = 8;
 /** The failure ratio is capped here so the failure factor stays finite (1 / 0.01² = 10,000). */
 const MAX_FAILURE_RATIO = 0.99;
 /**
  * No candidate's weight falls below this fraction of the heaviest one's, so an endpoint with a
- * stale bad estimate keeps being sampled (about 0.7% of picks beside three healthy peers) and its
+ * stale bad estimate keeps being sampled (about 0.3% of picks beside three healthy peers) and its
  * estimate can recover.
  */
 export const MIN_WEIGHT_FRACTION = 0.01;
