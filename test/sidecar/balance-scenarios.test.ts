@@ -8,11 +8,10 @@ import { TestSource, startTestProxy } from './proxy-harness.js';
  * beside the figure (test/helpers/balance-scenarios.ts). Backends answer by request count, not by
  * time. Two figures rest on measured latency (the 20 ms slower endpoint): here client, backends
  * and proxy share one event loop on a shared machine, and a stall inflates every endpoint's
- * latency at once, so those limits are widened by TIMING_SLACK; the model test
- * (balancer-model.test.ts) holds the same scenarios to the exact goals on a simulated clock, and
- * the bench prints the figures measured on a quiet machine.
+ * latency at once, so they are held to a looser limit (5%: still below least-request's 6-11% and
+ * HAProxy leastconn's 5-9%); the model test (balancer-model.test.ts) holds the same scenarios to
+ * the exact goals on a simulated clock, and the bench prints the figures.
  */
-const TIMING_SLACK = 2.5;
 
 for (const scenario of BALANCE_SCENARIOS) {
   t.test(`default policy: ${scenario.name}`, { todo: scenario.knownGap ?? false }, async (t) => {
@@ -35,7 +34,7 @@ for (const scenario of BALANCE_SCENARIOS) {
       },
     });
     t.equal(result.errors, 0, 'no request failed in the proxy');
-    const verdict = scenario.judge(result, backends.map((b) => b.name), scenario.isTimingSensitive ? TIMING_SLACK : 1);
+    const verdict = scenario.judge(result, backends.map((b) => b.name), scenario.sharedMachineLimit);
     t.ok(verdict.met, `${verdict.figure} (goal: ${verdict.goal})`);
   });
 }
