@@ -3,12 +3,18 @@ import type { PickLog, WeightParts } from './pick-log.js';
 import type { EndpointScore, Policy, PolicyOptions } from './policy.js';
 
 /**
- * Latencies up to this multiple of the fastest endpoint's (plus LATENCY_FLOOR_MS) count as equal:
+ * Latencies up to this multiple of the fastest endpoint's, plus LATENCY_NOISE_MS, count as equal:
  * estimates of equal Pods differ by about that much on a shared node, and treating that noise as
  * signal is what starves Pods under classic peak-EWMA. 3 spread the healthy endpoints of the
  * saturated slow-endpoint scenario more evenly but let the slow one have 3.2% (goal: 2%).
  */
 export const LATENCY_NOISE_FACTOR = 2;
+/**
+ * Jitter of a few milliseconds is noise at any latency (loopback, a busy node). With 1 ms, the
+ * healthy endpoints beside a failing one at 8 in flight got 27/37/35% (estimates of 1-4 ms left a
+ * 3 ms band); with 2 ms, 32-35% each, and the 20 ms slower endpoint's share did not move.
+ */
+export const LATENCY_NOISE_MS = 2;
 /**
  * Beyond the noise band, weight falls with the 8th power of the latency ratio: 1.2× the band is
  * 0.23, 1.5× is 0.04. Steep because under saturation every measured latency includes the proxy's
@@ -58,7 +64,7 @@ export class PeakEwmaPolicy implements Policy {
   private readonly credit = new Map<EndpointStats, number>();
   private readonly ramps = new Map<EndpointStats, RampState>();
   /** The latency that still counts as equal to the fastest, as of the last pick (ms). */
-  private bandMs = LATENCY_FLOOR_MS * (LATENCY_NOISE_FACTOR + 1);
+  private bandMs = LATENCY_FLOOR_MS * LATENCY_NOISE_FACTOR + LATENCY_NOISE_MS;
   private weights: number[] = [];
   private readonly parts: WeightParts = { latencyMs: 0, latencyFactor: 1, failureFactor: 1, ramp: 1, inFlight: 0 };
   private seenCandidates: readonly EndpointStats[] | undefined;
@@ -73,7 +79,7 @@ export class PeakEwmaPolicy implements Policy {
       const latency = candidates[i]!.latencyMs;
       if (latency < fastest) fastest = latency;
     }
-    this.bandMs = (fastest > LATENCY_FLOOR_MS ? fastest : LATENCY_FLOOR_MS) * LATENCY_NOISE_FACTOR + LATENCY_FLOOR_MS;
+    this.bandMs = (fastest > LATENCY_FLOOR_MS ? fastest : LATENCY_FLOOR_MS) * LATENCY_NOISE_FACTOR + LATENCY_NOISE_MS;
     if (this.weights.length < n) this.weights = new Array<number>(n).fill(0);
     const weights = this.weights;
     let heaviest = 0;
