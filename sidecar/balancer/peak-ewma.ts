@@ -30,7 +30,18 @@ const MAX_FAILURE_RATIO = 0.99;
  * estimate can recover.
  */
 export const MIN_WEIGHT_FRACTION = 0.01;
-/** A new endpoint's weight at the start of its slow start (before in-flight). */
+/**
+ * Costs within this fraction of the lowest count as equal, and credit decides among them: 4 vs 5
+ * requests in flight is not worth breaking a fair rotation for. Without it, in-flight feeding the
+ * weights locked equal endpoints into a cycle at 8 in flight (25/37.5/37.5%).
+ */
+export const COST_TIE_FRACTION = 0.25;
+/**
+ * A candidate lighter than this fraction of the heaviest (slow, failing, ramping up) gets its share
+ * by weight: it is picked whenever its credit reaches a whole pick, however its cost compares.
+ */
+export const LIGHT_WEIGHT_FRACTION = 0.8;
+/** A new endpoint's weight at the start of its slow start. */
 export const SLOW_START_MIN_WEIGHT = 0.1;
 /** While slower than its peers, a new endpoint's ramp runs at this fraction of its pace (it stretches up to 4×). */
 export const SLOW_START_SLOWER_PACE = 0.25;
@@ -43,21 +54,24 @@ interface RampState {
 }
 
 /**
- * The default policy: each endpoint gets a weight from its evidence, and picks follow the weights
- * with smooth weighted round-robin (each candidate earns its weight in credit per pick; the one
- * with the most credit is picked and pays the total back). Deterministic, so equal endpoints take
- * turns exactly, and every candidate with weight keeps being picked, so no estimate can shut an
- * endpoint out.
+ * The default policy. Each endpoint gets a weight from its evidence:
  *
- *   weight = latency factor × ramp / (failure factor × (in flight + 1))
+ *   weight = latency factor × ramp / failure factor
  *
  * - latency factor: 1 within the noise band of the fastest candidate, else (band / latency)⁸;
  * - failure factor: 1 / (1 − failure ratio)²: one 503 in ten responses is ×1.23, every response
  *   failing is ×10,000 (and N in a row eject it, see ejection.ts);
  * - ramp: SLOW_START_MIN_WEIGHT → 1 over the slow-start window for an endpoint that joined a target
  *   already in use; its latency is judged by the ramp, not the latency factor, so a cold endpoint
- *   keeps getting the traffic that warms it;
- * - in flight until the response (or stream) ends, as least-request counts, so long streams spread.
+ *   keeps getting the traffic that warms it.
+ *
+ * Every pick, each candidate earns its weight in credit (smooth weighted round-robin) and the
+ * chosen one pays the total back. The pick is a candidate markedly lighter than the heaviest whose
+ * credit reached a whole pick (so slow, failing and ramping endpoints get their share by weight,
+ * never nothing), else the one with the lowest cost = (in flight + 1) / weight, as peak-EWMA and
+ * least-request would choose, where costs within COST_TIE_FRACTION of the lowest are a tie that
+ * credit decides. In flight counts until the response or stream ends. Deterministic: equal
+ * endpoints take turns exactly, long streams spread by in-flight.
  */
 export class PeakEwmaPolicy implements Policy {
   readonly name = 'peak-ewma';
@@ -66,6 +80,7 @@ export class PeakEwmaPolicy implements Policy {
   /** The latency that still counts as equal to the fastest, as of the last pick (ms). */
   private bandMs = LATENCY_FLOOR_MS * LATENCY_NOISE_FACTOR + LATENCY_NOISE_MS;
   private weights: number[] = [];
+  private credits: number[] = [];
   private readonly parts: WeightParts = { latencyMs: 0, latencyFactor: 1, failureFactor: 1, ramp: 1, inFlight: 0 };
   private seenCandidates: readonly EndpointStats[] | undefined;
 
@@ -80,32 +95,45 @@ export class PeakEwmaPolicy implements Policy {
       if (latency < fastest) fastest = latency;
     }
     this.bandMs = (fastest > LATENCY_FLOOR_MS ? fastest : LATENCY_FLOOR_MS) * LATENCY_NOISE_FACTOR + LATENCY_NOISE_MS;
-    if (this.weights.length < n) this.weights = new Array<number>(n).fill(0);
+    if (this.weights.length < n) {
+      this.weights = new Array<number>(n).fill(0);
+      this.credits = new Array<number>(n).fill(0);
+    }
     const weights = this.weights;
+    const credits = this.credits;
     let heaviest = 0;
     for (let i = 0; i < n; i++) {
       const stats = candidates[i]!;
-      const w = (this.rampOrLatencyFactor(stats, now) / failureFactor(stats)) / (stats.inFlight + 1);
+      const w = this.rampOrLatencyFactor(stats, now) / failureFactor(stats);
       weights[i] = w;
       if (w > heaviest) heaviest = w;
     }
     const floor = heaviest * MIN_WEIGHT_FRACTION;
+    const light = heaviest * LIGHT_WEIGHT_FRACTION;
     let total = 0;
-    let best = 0;
-    let bestCredit = -Infinity;
+    for (let i = 0; i < n; i++) if (weights[i]! < floor) weights[i] = floor;
+    for (let i = 0; i < n; i++) total += weights[i]!;
+    let best = -1;
+    let lowestCost = Infinity;
     for (let i = 0; i < n; i++) {
       const stats = candidates[i]!;
-      const w = weights[i]! < floor ? floor : weights[i]!;
-      weights[i] = w;
-      total += w;
+      const w = weights[i]!;
       const c = (this.credit.get(stats) ?? 0) + w;
       this.credit.set(stats, c);
-      if (c > bestCredit) {
-        bestCredit = c;
-        best = i;
+      credits[i] = c;
+      if (w < light && c >= total && (best < 0 || c > credits[best]!)) best = i;
+      const cost = (stats.inFlight + 1) / w;
+      if (cost < lowestCost) lowestCost = cost;
+    }
+    const isDue = best >= 0;
+    if (!isDue) {
+      const tie = lowestCost * (1 + COST_TIE_FRACTION);
+      for (let i = 0; i < n; i++) {
+        if ((candidates[i]!.inFlight + 1) / weights[i]! <= tie && (best < 0 || credits[i]! > credits[best]!)) best = i;
       }
     }
     const chosen = candidates[best]!;
+    const bestCredit = credits[best]!;
     this.credit.set(chosen, bestCredit - total);
     const ramp = this.ramps.get(chosen);
     const parts = this.parts;
@@ -114,7 +142,7 @@ export class PeakEwmaPolicy implements Policy {
     parts.failureFactor = failureFactor(chosen);
     parts.ramp = ramp === undefined ? 1 : rampWeightOf(ramp);
     parts.inFlight = chosen.inFlight;
-    log.recordWeighted(this.name, chosen.key, bestCredit, weights[best]!, total, parts);
+    log.recordWeighted(this.name, chosen.key, isDue, bestCredit, weights[best]!, total, lowestCost, parts);
     return chosen;
   }
 
@@ -132,7 +160,8 @@ export class PeakEwmaPolicy implements Policy {
       failureFactor: failures,
       ramp,
       inFlight: stats.inFlight,
-      weight: (ramping ? ramp : latencyFactor) / failures / (stats.inFlight + 1),
+      weight: (ramping ? ramp : latencyFactor) / failures,
+      cost: (stats.inFlight + 1) / ((ramping ? ramp : latencyFactor) / failures),
       credit: this.credit.get(stats) ?? 0,
     };
   }

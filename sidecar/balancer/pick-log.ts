@@ -1,3 +1,5 @@
+import { COST_TIE_FRACTION } from './peak-ewma.js';
+
 /** The parts of a weighted pick's winner, as the policy weighed it. */
 export interface WeightParts {
   latencyMs: number;
@@ -21,6 +23,10 @@ export interface PickRecord {
   /** Weighted picks: the winner's weight, the total over all candidates, and the parts of its weight. */
   weight: number;
   totalWeight: number;
+  /** Weighted picks: the winner was a lighter endpoint whose credit reached a whole pick (else: lowest cost). */
+  isDue: boolean;
+  /** Weighted picks: the lowest (in flight + 1) / weight among the candidates. */
+  lowestCost: number;
   parts: WeightParts;
 }
 
@@ -49,6 +55,8 @@ export class PickLog {
         costName: '',
         weight: 0,
         totalWeight: 0,
+        isDue: false,
+        lowestCost: 0,
         parts: { latencyMs: 0, latencyFactor: 1, failureFactor: 1, ramp: 1, inFlight: 0 },
       });
     }
@@ -66,8 +74,8 @@ export class PickLog {
     r.totalWeight = 0;
   }
 
-  /** A pick by smooth weighted round-robin: `chosen` had the most credit. */
-  recordWeighted(policy: string, chosen: string, credit: number, weight: number, totalWeight: number, parts: WeightParts): void {
+  /** A weighted pick: `chosen` was due by credit (`isDue`), or had the most credit among the lowest costs. */
+  recordWeighted(policy: string, chosen: string, isDue: boolean, credit: number, weight: number, totalWeight: number, lowestCost: number, parts: WeightParts): void {
     const r = this.advance();
     r.policy = policy;
     r.costName = 'credit';
@@ -77,6 +85,8 @@ export class PickLog {
     r.otherCost = 0;
     r.weight = weight;
     r.totalWeight = totalWeight;
+    r.isDue = isDue;
+    r.lowestCost = lowestCost;
     const p = r.parts;
     p.latencyMs = parts.latencyMs;
     p.latencyFactor = parts.latencyFactor;
@@ -107,11 +117,14 @@ export class PickLog {
 function explain(r: PickRecord): string {
   if (r.totalWeight > 0) {
     const p = r.parts;
+    const cost = (p.inFlight + 1) / r.weight;
+    const reason = r.isDue
+      ? `its turn by weight (credit ${round(r.chosenCost)} reached a whole pick, ${round(r.totalWeight)})`
+      : `lowest cost, (in flight ${p.inFlight} + 1) / weight = ${round(cost)}${cost > r.lowestCost ? ` (within ${COST_TIE_FRACTION * 100}% of the lowest, ${round(r.lowestCost)})` : ''}, most credit among those (${round(r.chosenCost)})`;
     return (
-      `${r.policy}: most credit (${round(r.chosenCost)}); weight ${round(r.weight)} of ${round(r.totalWeight)} ` +
-      `(${Math.round((r.weight / r.totalWeight) * 100)}% of picks now) = ` +
+      `${r.policy}: ${reason}; weight ${round(r.weight)} of ${round(r.totalWeight)} = ` +
       (p.ramp < 1 ? `slow-start ramp ${round(p.ramp)} (in place of latency ×${round(p.latencyFactor)}, ${round(p.latencyMs)} ms)` : `latency ×${round(p.latencyFactor)} (${round(p.latencyMs)} ms)`) +
-      ` / failures ×${round(p.failureFactor)} / (in flight ${p.inFlight} + 1)`
+      ` / failures ×${round(p.failureFactor)}`
     );
   }
   if (r.other === undefined) return `${r.policy}: next in turn`;

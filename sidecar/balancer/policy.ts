@@ -23,6 +23,8 @@ export interface EndpointScore {
   inFlight: number;
   /** Before the floor every candidate gets (MIN_WEIGHT_FRACTION of the heaviest). */
   weight: number;
+  /** (in flight + 1) / weight: the lowest is picked, unless a lighter endpoint is due. */
+  cost: number;
   /** Smooth weighted round-robin credit: the candidate with the most is picked next. */
   credit: number;
 }

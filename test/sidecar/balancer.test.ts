@@ -74,7 +74,10 @@ t.test('peak-ewma: a slow endpoint gets little; a fast failure does not look fas
   const slow = serveSequentially(balancer, (k) => (k === a.key ? 50 : 1), () => OUTCOME.success, 400).filter((k) => k === a.key).length;
   t.ok(slow > 0 && slow <= 400 * 0.03, `the 50 ms endpoint is still sampled but gets little (${slow} of 400)`);
   t.ok(a.latencyMs > 10, `its estimate shows it, well above its peer's 1 ms (${a.latencyMs} ms)`);
-  t.match(balancer.pickLog.recent()[0], { policy: 'peak-ewma', why: /peak-ewma: most credit .* latency ×1 .* failures ×1 \/ \(in flight 0 \+ 1\)/ });
+  t.match(balancer.pickLog.recent().find((p) => p.chosen !== a.key), { policy: 'peak-ewma', why: /^peak-ewma: lowest cost, \(in flight 0 \+ 1\) \/ weight = 1, most credit among those .*; weight 1 of [\d.]+ = latency ×1 \([\d.]+ ms\) \/ failures ×1$/ });
+  let next = 400;
+  for (let i = 0; i < 1000 && serveSequentially(balancer, (k) => (k === a.key ? 50 : 1), () => OUTCOME.success, 1)[0] !== a.key; i++) next++;
+  t.match(balancer.pickLog.recent()[0], { chosen: a.key, why: /^peak-ewma: its turn by weight \(credit [\d.]+ reached a whole pick, [\d.]+\); weight 0\.01 of 1\.01 = latency ×0 \([\d.]+ ms\) \/ failures ×1$/ }, `the slow one's pick ${next - 400} later says why`);
   // Another target: b fails fast, 1 ms answers that are UNAVAILABLE, three in four (never 5 in a row).
   const other = balancerFor('peak-ewma', ['1', '2']).balancer;
   const [, b] = [...other.endpoints()] as [EndpointStats, EndpointStats];
