@@ -5,21 +5,19 @@ import type { EndpointScore, Policy, PolicyOptions } from './policy.js';
 /**
  * Latencies up to this multiple of the fastest endpoint's, plus LATENCY_NOISE_MS, count as equal:
  * estimates of equal Pods differ by about that much on a shared node, and treating that noise as
- * signal is what starves Pods under classic peak-EWMA. 3 spread the healthy endpoints of the
- * saturated slow-endpoint scenario more evenly but let the slow one have 3.2% (goal: 2%).
+ * signal is what starves Pods under classic peak-EWMA.
  */
 export const LATENCY_NOISE_FACTOR = 2;
 /**
- * Jitter of a few milliseconds is noise at any latency (loopback, a busy node). With 1 ms, the
- * healthy endpoints beside a failing one at 8 in flight got 27/37/35% (estimates of 1-4 ms left a
- * 3 ms band); with 2 ms, 32-35% each, and the 20 ms slower endpoint's share did not move.
+ * Jitter of a few milliseconds is noise at any latency (loopback, a busy node): with 1 ms, the
+ * estimates of equal endpoints at 1-4 ms left a 3 ms band.
  */
 export const LATENCY_NOISE_MS = 2;
 /**
  * Beyond the noise band, weight falls with the 8th power of the latency ratio: 1.2× the band is
  * 0.23, 1.5× is 0.04. Steep because under saturation every measured latency includes the proxy's
- * own queueing, which brings the ratios closer: a 20 ms slower endpoint of 4 got 4.9% of saturated
- * load with exponent 3, 2.5% with 5, 1.7-2.0% with 8 (balance bench, shared machine).
+ * own queueing, which brings the ratios closer (with exponent 3, a 20 ms slower endpoint of 4 got
+ * 4.9% of saturated load in the balance bench).
  */
 export const LATENCY_PENALTY_EXPONENT = 8;
 /** The failure ratio is capped here so the failure factor stays finite (1 / 0.01² = 10,000). */
@@ -32,8 +30,8 @@ const MAX_FAILURE_RATIO = 0.99;
 export const MIN_WEIGHT_FRACTION = 0.01;
 /**
  * Costs within this fraction of the lowest count as equal, and credit decides among them: 4 vs 5
- * requests in flight is not worth breaking a fair rotation for. Without it, in-flight feeding the
- * weights locked equal endpoints into a cycle at 8 in flight (25/37.5/37.5%).
+ * requests in flight is not worth breaking a fair rotation for, and one 503 (failures ×1.23) is
+ * not worth losing every comparison for.
  */
 export const COST_TIE_FRACTION = 0.25;
 /**
