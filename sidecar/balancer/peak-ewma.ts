@@ -39,6 +39,11 @@ export const COST_TIE_FRACTION = 0.25;
  * by weight: it is picked whenever its credit reaches a whole pick, however its cost compares.
  */
 export const LIGHT_WEIGHT_FRACTION = 0.8;
+/**
+ * Credit stays within this many whole picks either way, so an endpoint avoided for hours for its
+ * requests in flight (long streams) does not then win every tie for as long.
+ */
+export const CREDIT_LIMIT_PICKS = 2;
 /** A new endpoint's weight at the start of its slow start. */
 export const SLOW_START_MIN_WEIGHT = 0.1;
 /** While slower than its peers, a new endpoint's ramp runs at this fraction of its pace (it stretches up to 4×). */
@@ -111,12 +116,14 @@ export class PeakEwmaPolicy implements Policy {
     let total = 0;
     for (let i = 0; i < n; i++) if (weights[i]! < floor) weights[i] = floor;
     for (let i = 0; i < n; i++) total += weights[i]!;
+    const limit = total * CREDIT_LIMIT_PICKS;
     let best = -1;
     let lowestCost = Infinity;
     for (let i = 0; i < n; i++) {
       const stats = candidates[i]!;
       const w = weights[i]!;
-      const c = (this.credit.get(stats) ?? 0) + w;
+      const earned = (this.credit.get(stats) ?? 0) + w;
+      const c = earned > limit ? limit : earned;
       this.credit.set(stats, c);
       credits[i] = c;
       if (w < light && c >= total && (best < 0 || c > credits[best]!)) best = i;
@@ -132,7 +139,8 @@ export class PeakEwmaPolicy implements Policy {
     }
     const chosen = candidates[best]!;
     const bestCredit = credits[best]!;
-    this.credit.set(chosen, bestCredit - total);
+    const paid = bestCredit - total;
+    this.credit.set(chosen, paid < -limit ? -limit : paid);
     const ramp = this.ramps.get(chosen);
     const parts = this.parts;
     parts.latencyMs = chosen.latencyMs;
