@@ -2,12 +2,12 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { collectProblems, type CommandSpec, type FlagValue } from '../src/common/config.js';
-import { ENV, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TOKEN_DIR } from '../src/common/constants.js';
+import { ENV, MAX_SLOW_START_MS, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TOKEN_DIR } from '../src/common/constants.js';
 import { LOG_LEVELS } from '../src/common/logger.js';
 import type { LevelWithSilent } from 'pino';
 import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/values.js';
 import { isPolicyName, policyNames } from './balancer/policy.js';
-import { DEFAULT_POLICY, registerBuiltinPolicies } from './balancer/setup.js';
+import { DEFAULT_POLICY, DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balancer/setup.js';
 import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
 import type { DiscoveryOptions } from './discovery/options.js';
 import { DETECT_TIMEOUT_MS } from './intercept/detect.js';
@@ -37,6 +37,13 @@ export const PROXY_COMMAND: CommandSpec = {
     namespace: { type: 'string', placeholder: 'NS', env: ENV.podNamespace, default: 'default', description: 'Namespace short Service names resolve in' },
     'cluster-domain': { type: 'string', placeholder: 'DOMAIN', env: ENV.clusterDomain, default: 'cluster.local', description: 'The cluster DNS domain' },
     'lb-policy': { type: 'string', placeholder: 'POLICY', env: ENV.lbPolicy, default: DEFAULT_POLICY, description: 'round-robin, least-request or peak-ewma' },
+    'slow-start-ms': {
+      type: 'string',
+      placeholder: 'MS',
+      env: ENV.slowStartMs,
+      default: String(DEFAULT_SLOW_START_MS),
+      description: 'peak-ewma: an endpoint that joins a target in use ramps up to its full share over this long (ended early once as fast as its peers); 0 turns slow start off',
+    },
     admin: { type: 'string', placeholder: 'HOST:PORT', env: ENV.admin, default: `0.0.0.0:${PROXY_ADMIN_PORT}`, description: '/ready, /live and /metrics' },
     'debug-admin': { type: 'string', placeholder: 'HOST:PORT|off', env: 'MESHLET_DEBUG_ADMIN', default: DEFAULT_DEBUG_ADMIN, description: 'The debug endpoint table (/debug/endpoints); loopback addresses only' },
     'opaque-to': { type: 'string', placeholder: 'HOST:PORT', env: 'MESHLET_OPAQUE_TO', description: 'Standalone mode: forward non-HTTP connections here (they have no original destination; without it they are closed)' },
@@ -87,6 +94,7 @@ export interface ProxyConfig {
   /** undefined: debug table disabled ("off"). */
   debugAdmin: HostPort | undefined;
   lbPolicy: string;
+  slowStartMs: number;
   logLevel: LevelWithSilent;
   opaqueTo: HostPort | undefined;
   detectTimeoutMs: number;
@@ -152,6 +160,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   }
   const lbPolicy = text('lb-policy') ?? DEFAULT_POLICY;
   if (!isPolicyName(lbPolicy)) problems.push(() => `--lb-policy: "${lbPolicy}" is not valid; allowed: ${policyNames().join(', ')}`);
+  const slowStartMs = integer('slow-start-ms', 0, MAX_SLOW_START_MS);
   const logLevel = (text('log-level') ?? 'info') as LevelWithSilent;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(() => `--log-level: "${logLevel}" is not valid; allowed: ${LOG_LEVELS.join(', ')}`);
   const opaqueTo = hostPort('opaque-to');
@@ -216,6 +225,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
     admin: admin!,
     debugAdmin,
     lbPolicy,
+    slowStartMs,
     logLevel,
     opaqueTo,
     detectTimeoutMs,

@@ -52,7 +52,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
   const registry = new TargetRegistry(
     deps.source,
     config.lbPolicy,
-    { ejection: DEFAULT_EJECTION, retryBudget: DEFAULT_RETRY_BUDGET, upstream: { ...DEFAULT_UPSTREAM, connectTimeoutMs: config.connectTimeoutMs, pingMs: config.upstreamPingMs } },
+    { ejection: DEFAULT_EJECTION, slowStartMs: config.slowStartMs, retryBudget: DEFAULT_RETRY_BUDGET, upstream: { ...DEFAULT_UPSTREAM, connectTimeoutMs: config.connectTimeoutMs, pingMs: config.upstreamPingMs } },
     metrics,
     deps.log.child({ component: 'balancer' }),
   );

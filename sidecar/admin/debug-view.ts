@@ -2,7 +2,8 @@ import type { TargetRegistry } from '../balancer/target-registry.js';
 
 /**
  * The live endpoint table for /debug/endpoints: per target, per endpoint its state, in-flight,
- * latency estimate, error score and ejection, plus the last picks with both candidates and why.
+ * latency estimate, failure ratio and ejection, and under a weighted policy (peak-ewma) the parts
+ * of its weight; plus the last picks and why each went where it did.
  * Served on localhost only: it reveals internals.
  */
 export function buildDebugView(registry: TargetRegistry): unknown {
@@ -12,6 +13,7 @@ export function buildDebugView(registry: TargetRegistry): unknown {
     const endpoints = [];
     for (const stats of balancer.endpoints()) {
       const ejected = stats.isEjected(now);
+      const score = balancer.policy.score?.(stats);
       endpoints.push({
         endpoint: stats.key,
         pod: stats.endpoint.pod,
@@ -20,13 +22,14 @@ export function buildDebugView(registry: TargetRegistry): unknown {
         inFlight: stats.inFlight,
         openPipes: stats.activeConnections,
         requests: stats.requests,
-        latencyEstimateMs: round(stats.latencyEstimate(now)),
-        errorScore: round(stats.errorScore),
+        latencyEstimateMs: round(stats.latencyMs),
+        failureRatio: round(stats.failureRatio),
         consecutiveFailures: stats.consecutiveFailures,
         ejected,
         ejectedForMs: ejected ? Math.round(stats.ejectedUntil - now) : 0,
         ejections: stats.ejections,
         upstreamConnections: stats.upstream.connections,
+        score: score === undefined ? undefined : roundAll(score),
       });
     }
     targets.push({
@@ -40,6 +43,12 @@ export function buildDebugView(registry: TargetRegistry): unknown {
     });
   }
   return { targets };
+}
+
+function roundAll<T extends object>(values: T): T {
+  const out = { ...values };
+  for (const key of Object.keys(out) as Array<keyof T>) if (typeof out[key] === 'number') out[key] = round(out[key] as number) as T[keyof T];
+  return out;
 }
 
 function round(n: number): number {

@@ -5,6 +5,8 @@ import { RoundRobinPolicy } from './round-robin.js';
 
 /** The policy a target uses unless told otherwise. */
 export const DEFAULT_POLICY = 'peak-ewma';
+/** Slow start of peak-ewma unless told otherwise (--slow-start-ms, meshlet.dev/slow-start-ms). */
+export const DEFAULT_SLOW_START_MS = 10_000;
 
 let registered = false;
 
@@ -14,5 +16,5 @@ export function registerBuiltinPolicies(): void {
   registered = true;
   registerPolicy('round-robin', () => new RoundRobinPolicy());
   registerPolicy('least-request', () => new LeastRequestPolicy());
-  registerPolicy('peak-ewma', () => new PeakEwmaPolicy());
+  registerPolicy('peak-ewma', (options) => new PeakEwmaPolicy(options));
 }

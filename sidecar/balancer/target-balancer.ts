@@ -11,10 +11,12 @@ import type { PickResult, Policy } from './policy.js';
 import { RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 
 /** Latency estimate for a target's first endpoints, before anything is measured (ms). */
-const INITIAL_ESTIMATE_MS = 5;
+const INITIAL_ESTIMATE_MS = 1;
 
 export interface BalancerOptions {
   ejection: EjectionOptions;
+  /** Slow start of endpoints that join a target already in use (ms); 0: none. */
+  slowStartMs: number;
   retryBudget: RetryBudgetOptions;
   upstream: UpstreamOptions;
 }
@@ -158,7 +160,7 @@ export class TargetBalancer {
     stats.metrics.inFlight--;
     if (outcome !== OUTCOME.cancelled) {
       const failed = outcome !== OUTCOME.success;
-      stats.observe(latencyMs, failed, now);
+      stats.observe(latencyMs, failed);
       if (recordOutcome(stats, failed, outcome === OUTCOME.connectFailure, this.options.ejection, now)) {
         this.metrics.ejection(stats.metrics);
         this.log.warn({ endpoint: stats.key, forMs: Math.round(stats.ejectedUntil - now), ejections: stats.ejections }, 'endpoint ejected');
@@ -222,13 +224,18 @@ export class TargetBalancer {
     if (added > 0 || removed > 0) this.log.debug({ target: this.id, added, removed, ready: next.ready.length }, 'balancer endpoints updated');
   }
 
+  /**
+   * A new endpoint starts with the fastest candidate's estimate; one that joins a target already in
+   * use (the target has candidates) starts its slow start now.
+   */
   private createStats(endpoint: Endpoint, now: number): EndpointStats {
     let initial = Infinity;
-    for (const c of this.candidates) initial = Math.min(initial, c.latencyEstimate(now));
+    for (const c of this.candidates) initial = Math.min(initial, c.latencyMs);
     if (initial === Infinity) initial = INITIAL_ESTIMATE_MS;
     const upstream = new EndpointUpstream(endpoint, this.options.upstream, this.log);
     const metrics = this.metrics.endpoint(this.id, endpoint.key);
-    return new EndpointStats(endpoint, upstream, metrics, initial, this.options.ejection, now);
+    const slowStartFrom = this.candidates.length > 0 && this.options.slowStartMs > 0 ? now : -1;
+    return new EndpointStats(endpoint, upstream, metrics, initial, this.options.ejection, slowStartFrom);
   }
 
   private drop(stats: EndpointStats): void {

@@ -114,7 +114,7 @@ export class TargetRegistry {
     let balancer = this.balancers.get(target.id);
     if (balancer === undefined || balancer.target !== target) {
       balancer?.close();
-      balancer = new TargetBalancer(target, createPolicy(this.policyName), this.options, this.metrics, this.log.child({ target: target.id }));
+      balancer = new TargetBalancer(target, createPolicy(this.policyName, { slowStartMs: this.options.slowStartMs }), this.options, this.metrics, this.log.child({ target: target.id }));
       this.balancers.set(target.id, balancer);
       this.log.info({ target: target.id, policy: this.policyName, endpoints: target.endpoints.size }, 'target in use');
     }
@@ -136,7 +136,7 @@ export class TargetRegistry {
         stale: false,
         subscribe: () => () => undefined,
       };
-      balancer = new TargetBalancer(target, createPolicy('round-robin'), this.options, this.metrics, this.log.child({ target: PASSTHROUGH_TARGET }));
+      balancer = new TargetBalancer(target, createPolicy('round-robin', { slowStartMs: 0 }), this.options, this.metrics, this.log.child({ target: PASSTHROUGH_TARGET }));
       balancer.isPassthrough = true;
       this.passthroughs.set(ctx.dstKey, balancer);
     }

@@ -17,6 +17,9 @@ export const PROXY_CONTAINER_NAME = 'meshlet-proxy';
 /** The default image for both containers; the tag follows the package version at release. */
 export const DEFAULT_PROXY_IMAGE = 'ghcr.io/meshlet/meshlet:0.1.0';
 
+/** The longest slow start the proxy (--slow-start-ms) and the injector (meshlet.dev/slow-start-ms) accept: ten minutes. */
+export const MAX_SLOW_START_MS = 600_000;
+
 /** Environment variables of the proxy container, set by the injector (declared once, here). */
 export const ENV = {
   podName: 'MESHLET_POD_NAME',
@@ -24,6 +27,7 @@ export const ENV = {
   podIp: 'MESHLET_POD_IP',
   serviceAccount: 'MESHLET_SERVICE_ACCOUNT',
   lbPolicy: 'MESHLET_LB_POLICY',
+  slowStartMs: 'MESHLET_SLOW_START_MS',
   logLevel: 'MESHLET_LOG_LEVEL',
   admin: 'MESHLET_ADMIN',
   listen: 'MESHLET_LISTEN',

@@ -1,3 +1,4 @@
+import { MAX_SLOW_START_MS } from '../common/constants.js';
 import { InvalidAnnotationError } from '../common/errors.js';
 import { CIDR_LIST_ALLOWED, formatCidr, parseCidrList, parsePortList, PORT_LIST_ALLOWED } from '../common/values.js';
 import { parseQuantity, QUANTITY_ALLOWED, type Quantity } from './quantity.js';
@@ -16,6 +17,7 @@ export const ANNOTATION = {
   proxyMemoryLimit: 'meshlet.dev/proxy-memory-limit',
   proxyLogLevel: 'meshlet.dev/proxy-log-level',
   lbPolicy: 'meshlet.dev/lb-policy',
+  slowStartMs: 'meshlet.dev/slow-start-ms',
   skipOutboundPorts: 'meshlet.dev/skip-outbound-ports',
   outboundPorts: 'meshlet.dev/outbound-ports',
   skipOutboundCidrs: 'meshlet.dev/skip-outbound-cidrs',
@@ -65,6 +67,8 @@ export interface ProxyOverrides {
   memoryLimit?: Quantity;
   logLevel?: ProxyLogLevel;
   lbPolicy?: LbPolicyName;
+  /** Slow start of new endpoints in ms (0: off); absent: the proxy's default. */
+  slowStartMs?: number;
   skipOutboundPorts?: number[];
   outboundPorts?: number[];
   skipOutboundCidrs?: string[];
@@ -93,6 +97,7 @@ export function parseOverrides(annotations: Readonly<Record<string, string>> | u
   read(ANNOTATION.proxyMemoryLimit, (v) => parseBoundedQuantity(v, MEMORY_LIMIT_BOUNDS), (v) => (overrides.memoryLimit = v));
   read(ANNOTATION.proxyLogLevel, (v) => parseOneOf(v, PROXY_LOG_LEVELS), (v) => (overrides.logLevel = v));
   read(ANNOTATION.lbPolicy, (v) => parseOneOf(v, LB_POLICIES), (v) => (overrides.lbPolicy = v));
+  read(ANNOTATION.slowStartMs, parseSlowStartMs, (v) => (overrides.slowStartMs = v));
   read(ANNOTATION.skipOutboundPorts, parseNonEmptyPorts, (v) => (overrides.skipOutboundPorts = v));
   read(ANNOTATION.outboundPorts, parseNonEmptyPorts, (v) => (overrides.outboundPorts = v));
   read(ANNOTATION.skipOutboundCidrs, parseNonEmptyCidrs, (v) => (overrides.skipOutboundCidrs = v));
@@ -110,6 +115,13 @@ export function parseImage(text: string): { ok: true; value: string } | { ok: fa
 export function parseOneOf<T extends string>(text: string, allowed: readonly T[]): { ok: true; value: T } | { ok: false; allowed: string } {
   const trimmed = text.trim();
   return (allowed as readonly string[]).includes(trimmed) ? { ok: true, value: trimmed as T } : { ok: false, allowed: `one of ${allowed.join(', ')}` };
+}
+
+function parseSlowStartMs(text: string): { ok: true; value: number } | { ok: false; allowed: string } {
+  const trimmed = text.trim();
+  const n = /^\d{1,7}$/.test(trimmed) ? Number(trimmed) : NaN;
+  if (n >= 0 && n <= MAX_SLOW_START_MS) return { ok: true, value: n };
+  return { ok: false, allowed: `a whole number of milliseconds from 0 (off) to ${MAX_SLOW_START_MS}` };
 }
 
 function parseBooleanWord(text: string): { ok: true; value: boolean } | { ok: false; allowed: string } {

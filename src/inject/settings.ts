@@ -96,6 +96,7 @@ export function resolveSettings(config: InjectorConfig, overrides: ProxyOverride
     image: overrides.proxyImage ?? config.proxyImage,
     nativeSidecar: overrides.nativeSidecar ?? config.nativeSidecar,
     lbPolicy: overrides.lbPolicy ?? config.lbPolicy,
+    slowStartMs: overrides.slowStartMs,
     logLevel: overrides.logLevel ?? config.proxyLogLevel,
     resources: {
       requests: { cpu: cpu.request, memory: memory.request },

@@ -16,6 +16,8 @@ export interface ProxySettings {
   image: string;
   nativeSidecar: boolean;
   lbPolicy: LbPolicyName;
+  /** From meshlet.dev/slow-start-ms; undefined: the proxy's default (no variable set). */
+  slowStartMs: number | undefined;
   logLevel: ProxyLogLevel;
   resources: ContainerResources;
   outboundPorts: number[];
@@ -114,6 +116,7 @@ export function buildProxyContainer(settings: ProxySettings): V1Container {
     volumeMounts: [{ name: PROXY_TOKEN_VOLUME, mountPath: PROXY_TOKEN_DIR, readOnly: true }],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
+  if (settings.slowStartMs !== undefined) container.env!.push({ name: ENV.slowStartMs, value: String(settings.slowStartMs) });
   if (settings.nativeSidecar) container.restartPolicy = 'Always';
   return container;
 }

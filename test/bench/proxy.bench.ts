@@ -9,18 +9,19 @@
  *
  * Run alone: npm run build && node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
  */
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createEchoClient, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
 import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
 import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
+import { fmt, freePort, printTable, startHaproxy as startHaproxyIn, stopChild, type Contender } from './bench-kit.js';
 
 const BACKENDS = 4;
 const STREAMS = 50;
@@ -181,68 +182,12 @@ async function grpcLoad(target: string, calls: number): Promise<LoadResult> {
 }
 
 // ---------------------------------------------------------------- the contenders
-interface Contender {
-  name: string;
-  url: string;
-  pid?: number;
-  stop(): Promise<void>;
-}
+const startHaproxy = (ports: number[], protocol: 'h2' | 'h1' = 'h2') => startHaproxyIn(ports, workDir, { protocol });
 
 async function startMeshletContender(ports: number[], policy: string): Promise<Contender> {
   const args = ['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--lb-policy', policy, '--upstream', ports.map((p) => `127.0.0.1:${p}`).join(',')];
   const proxy = await startMeshlet(args, { command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS] });
   return { name: `meshlet (${policy})`, url: `http://127.0.0.1:${proxy.listening['port']}`, pid: proxy.child.pid, stop: proxy.stop };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function startHaproxy(ports: number[], protocol: 'h2' | 'h1' = 'h2'): Promise<Contender | undefined> {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-  } catch {
-    return undefined;
-  }
-  const port = await freePort();
-  const config = join(workDir, `haproxy-${protocol}.cfg`);
-  writeFileSync(
-    config,
-    [
-      'global',
-      '  nbthread 1',
-      'defaults',
-      '  mode http',
-      '  timeout connect 5s',
-      '  timeout client 60s',
-      '  timeout server 60s',
-      'frontend fe',
-      `  bind 127.0.0.1:${port}${protocol === 'h2' ? ' proto h2' : ''}`,
-      '  default_backend be',
-      'backend be',
-      '  balance roundrobin',
-      ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p}${protocol === 'h2' ? ' proto h2' : ''}`),
-      '',
-    ].join('\n'),
-  );
-  const child = spawn('haproxy', ['-db', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { name: 'haproxy 1 thread', url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
 }
 
 /**
@@ -280,16 +225,6 @@ async function latencyRounds(direct: Contender, ports: number[], dataFile: strin
     const added = p50s.get(c)!.map((p, i) => p - directP50s[i]!);
     console.log(`  ${c.name.padEnd(26)} ${median(added).toFixed(3)} ms   (per round: ${added.map((a) => a.toFixed(3)).join(' ')})`);
   }
-}
-
-/** SIGTERM (meshlet exits once its clients are gone), SIGKILL after 5 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 // ---------------------------------------------------------------- main
@@ -405,15 +340,6 @@ async function http1Section(h1Ports: number[], dataFile: string, ask: (op: strin
   }
   console.log(`HTTP/1.1: ${H1_CONNECTIONS} keep-alive client connections, ${H1_REQUESTS} GET requests, ${BACKENDS} node:http backends`);
   printTable(rows);
-}
-
-function fmt(n: number, digits: number): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : '-';
-}
-
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
 }
 
 if (process.argv.includes('--backends')) {

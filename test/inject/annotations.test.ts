@@ -1,6 +1,9 @@
 import t from 'tap';
 import { ANNOTATION, parseInjectAnnotation, parseOverrides } from '../../src/inject/annotations.js';
 import { parseQuantity } from '../../src/inject/quantity.js';
+import { DEFAULT_INJECTOR_CONFIG, resolveSettings } from '../../src/inject/settings.js';
+import { buildProxyContainer } from '../../src/inject/sidecar.js';
+import { ENV } from '../../src/common/constants.js';
 
 t.test('Kubernetes quantities are accepted in every form the API server takes', async (t) => {
   const good: Array<[string, number]> = [
@@ -41,6 +44,7 @@ t.test('every override is parsed when valid', async (t) => {
     [ANNOTATION.proxyMemoryLimit]: '128Mi',
     [ANNOTATION.proxyLogLevel]: 'trace',
     [ANNOTATION.lbPolicy]: 'round-robin',
+    [ANNOTATION.slowStartMs]: '5000',
     [ANNOTATION.skipOutboundPorts]: '5432,6379',
     [ANNOTATION.outboundPorts]: '80',
     [ANNOTATION.skipOutboundCidrs]: '198.18.0.0/15, fd00::/8',
@@ -55,6 +59,7 @@ t.test('every override is parsed when valid', async (t) => {
     memoryLimit: { text: '128Mi' },
     logLevel: 'trace',
     lbPolicy: 'round-robin',
+    slowStartMs: 5000,
     skipOutboundPorts: [5432, 6379],
     outboundPorts: [80],
     skipOutboundCidrs: ['198.18.0.0/15', 'fd00::/8'],
@@ -71,6 +76,8 @@ const badValues: Array<{ key: string; value: string; allowed: RegExp }> = [
   { key: ANNOTATION.proxyMemoryLimit, value: 'lots', allowed: /Kubernetes quantity/ },
   { key: ANNOTATION.proxyLogLevel, value: 'verbose', allowed: /fatal, error, warn, info, debug, trace/ },
   { key: ANNOTATION.lbPolicy, value: 'fastest', allowed: /round-robin, least-request, peak-ewma/ },
+  { key: ANNOTATION.slowStartMs, value: '10s', allowed: /milliseconds from 0 \(off\) to 600000/ },
+  { key: ANNOTATION.slowStartMs, value: '600001', allowed: /milliseconds from 0 \(off\) to 600000/ },
   { key: ANNOTATION.skipOutboundPorts, value: '5432,99999', allowed: /1 to 65535/ },
   { key: ANNOTATION.outboundPorts, value: '', allowed: /1 to 65535/ },
   { key: ANNOTATION.outboundPorts, value: 'http', allowed: /1 to 65535/ },
@@ -144,4 +151,15 @@ t.test('meshlet.dev/inject takes enabled or disabled and names both otherwise', 
   const bad = parseInjectAnnotation({ [ANNOTATION.inject]: 'true' });
   t.type(bad, Error);
   t.equal((bad as Error).message, 'meshlet.dev/inject: "true" is not valid; allowed: "enabled" or "disabled"');
+});
+
+t.test('meshlet.dev/slow-start-ms reaches the proxy as its variable; without it the proxy keeps its default', async (t) => {
+  const env = (annotations: Record<string, string>) => {
+    const result = parseOverrides(annotations);
+    if (!result.ok) throw result.errors[0];
+    return buildProxyContainer(resolveSettings(DEFAULT_INJECTOR_CONFIG, result.overrides)).env!.find((e) => e.name === ENV.slowStartMs)?.value;
+  };
+  t.equal(env({ [ANNOTATION.slowStartMs]: '0' }), '0', '0 turns slow start off');
+  t.equal(env({ [ANNOTATION.slowStartMs]: '30000' }), '30000');
+  t.equal(env({}), undefined, 'not set without the annotation');
 });

@@ -5,7 +5,8 @@ import { DEFAULT_EJECTION } from '../../sidecar/balancer/ejection.js';
 import { RetryBudget } from '../../sidecar/balancer/retry-budget.js';
 import { registerBuiltinPolicies } from '../../sidecar/balancer/setup.js';
 import { createPolicy, policyNames } from '../../sidecar/balancer/policy.js';
-import { OUTCOME, TargetBalancer } from '../../sidecar/balancer/target-balancer.js';
+import type { EndpointStats } from '../../sidecar/balancer/endpoint-stats.js';
+import { OUTCOME, TargetBalancer, type Outcome } from '../../sidecar/balancer/target-balancer.js';
 import { EndpointSet, makeEndpoint } from '../../sidecar/discovery/endpoint-set.js';
 import { TargetState } from '../../sidecar/discovery/source.js';
 import { DEFAULT_UPSTREAM } from '../../sidecar/upstream/endpoint-upstream.js';
@@ -21,7 +22,8 @@ function balancerFor(policy: string, keys: string[], states: Record<string, 'rea
   const target = new TargetState('shop/cart:8080');
   const set = (ks: string[]) => target.update(EndpointSet.of(ks.map((k) => makeEndpoint('198.18.0.1', Number(k), states[k] ?? 'ready'))));
   set(keys);
-  const balancer = new TargetBalancer(target, createPolicy(policy), { ejection: DEFAULT_EJECTION, retryBudget: { ratio: 0.2, minPerSecond: 0, maxTokens: 10 }, upstream: DEFAULT_UPSTREAM }, new ProxyMetrics(), log);
+  const options = { ejection: DEFAULT_EJECTION, slowStartMs: 0, retryBudget: { ratio: 0.2, minPerSecond: 0, maxTokens: 10 }, upstream: DEFAULT_UPSTREAM };
+  const balancer = new TargetBalancer(target, createPolicy(policy, options), options, new ProxyMetrics(), log);
   return { balancer, target, set };
 }
 
@@ -54,26 +56,36 @@ t.test('least-request avoids the endpoint with requests in flight', async (t) =>
   t.ok(keys.every((k) => k !== busy.endpoint.key), 'every pick went to the idle endpoint');
 });
 
-t.test('peak-ewma: a slow endpoint loses; a fast failure counts as slow, not fast', async (t) => {
+/** `picks` sequential requests on `balancer`, each answered at once with the latency and outcome given per endpoint. */
+function serveSequentially(balancer: TargetBalancer, latencyOf: (key: string) => number, outcomeOf: (key: string) => Outcome, picks: number): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < picks; i++) {
+    const pick = balancer.pick(i);
+    if (pick.kind !== 'endpoint') throw new Error(pick.reason);
+    balancer.finish(pick.endpoint, latencyOf(pick.endpoint.key), outcomeOf(pick.endpoint.key), i);
+    keys.push(pick.endpoint.key);
+  }
+  return keys;
+}
+
+t.test('peak-ewma: a slow endpoint gets little; a fast failure does not look fast; the pick says why', async (t) => {
   const { balancer } = balancerFor('peak-ewma', ['1', '2']);
-  const stats = [...balancer.endpoints()];
-  const [a, b] = stats as [(typeof stats)[0], (typeof stats)[0]];
-  a.requests = b.requests = 1; // both already in use: no first-request bonus
-  a.inFlight++;
-  balancer.finish(a, 50, OUTCOME.success, 100);
-  b.inFlight++;
-  balancer.finish(b, 1, OUTCOME.success, 100);
-  t.same(Array.from({ length: 10 }, () => pickKey(balancer, 101)).filter((k) => k === a.key), [], 'the slow one is never chosen over the fast one');
-  for (const s of stats) while (s.inFlight > 0) balancer.finish(s, 1, OUTCOME.success, 101);
-  // Now b fails fast: 1 ms responses that are UNAVAILABLE.
-  b.inFlight++;
-  balancer.finish(b, 1, OUTCOME.failure, 200);
-  t.ok(b.latencyEstimate(200) >= 250, `failure counted as slow (${b.latencyEstimate(200)} ms)`);
-  t.ok(b.errorScore > 0, 'error score rises');
-  t.equal(pickKey(balancer, 201), a.key, 'the failing endpoint no longer attracts traffic');
-  t.ok(b.latencyEstimate(200 + 60_000) < 1, 'estimates decay with time so the endpoint is tried again');
-  const picks = balancer.pickLog.recent();
-  t.match(picks[0], { chosen: a.key, candidates: [a.key, b.key], why: /peak-ewma: lower latency-ms x \(in-flight\+1\)/ });
+  const [a] = [...balancer.endpoints()] as [EndpointStats];
+  const slow = serveSequentially(balancer, (k) => (k === a.key ? 50 : 1), () => OUTCOME.success, 400).filter((k) => k === a.key).length;
+  t.ok(slow > 0 && slow <= 400 * 0.03, `the 50 ms endpoint is still sampled but gets little (${slow} of 400)`);
+  t.ok(a.latencyMs > 10, `its estimate shows it, well above its peer's 1 ms (${a.latencyMs} ms)`);
+  t.match(balancer.pickLog.recent().find((p) => p.chosen !== a.key), { policy: 'peak-ewma', why: /^peak-ewma: lowest cost, \(in flight 0 \+ 1\) \/ weight = 1, most credit among those .*; weight 1 of [\d.]+ = latency ×1 \([\d.]+ ms\) \/ failures ×1$/ });
+  let next = 400;
+  for (let i = 0; i < 1000 && serveSequentially(balancer, (k) => (k === a.key ? 50 : 1), () => OUTCOME.success, 1)[0] !== a.key; i++) next++;
+  t.match(balancer.pickLog.recent()[0], { chosen: a.key, why: /^peak-ewma: its turn by weight \(credit [\d.]+ reached a whole pick, [\d.]+\); weight 0\.01 of 1\.01 = latency ×0 \([\d.]+ ms\) \/ failures ×1$/ }, `the slow one's pick ${next - 400} later says why`);
+  // Another target: b fails fast, 1 ms answers that are UNAVAILABLE, three in four (never 5 in a row).
+  const other = balancerFor('peak-ewma', ['1', '2']).balancer;
+  const [, b] = [...other.endpoints()] as [EndpointStats, EndpointStats];
+  let n = 0;
+  const failing = serveSequentially(other, () => 1, (k) => (k === b.key && n++ % 4 !== 3 ? OUTCOME.failure : OUTCOME.success), 400).filter((k) => k === b.key).length;
+  t.ok(b.failureRatio > 0.3, `failure ratio rises (${b.failureRatio})`);
+  t.ok(b.latencyMs >= 1, 'fast failures do not make it look fast');
+  t.ok(failing < 200 / 4, `the mostly failing endpoint gets under a quarter of its fair share (${failing} of 400)`);
 });
 
 t.test('N failures in a row eject an endpoint for a growing backoff, then it is retried', async (t) => {

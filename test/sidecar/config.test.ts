@@ -13,6 +13,7 @@ t.test('standalone with an inline upstream list', async (t) => {
   t.same(config.discovery.upstreamList, ['127.0.0.1:9001', '[::1]:9002']);
   t.equal(config.discovery.upstreamFile, undefined);
   t.equal(config.lbPolicy, 'peak-ewma', 'peak-ewma is the default');
+  t.equal(config.slowStartMs, 10_000, 'slow start is on by default');
   t.same(config.admin, { host: '0.0.0.0', port: 15090 });
   t.same(config.debugAdmin, { host: '127.0.0.1', port: 15091 });
 });
@@ -30,12 +31,13 @@ t.test('in-Pod mode: no --listen means 127.0.0.1:15001, in-cluster when the toke
   t.equal(config.discovery.namespace, 'shop');
   t.equal(config.discovery.clusterDomain, 'cluster.local');
   t.equal(config.lbPolicy, 'least-request');
+  t.equal(parse([], { MESHLET_SLOW_START_MS: '0' }).slowStartMs, 0, 'the injector turns slow start off through MESHLET_SLOW_START_MS');
   t.equal(parse(['--kubeconfig', 'kc'], {}, ['kc', '/var/run/secrets/meshlet/serviceaccount/token']).discovery.inCluster, false, 'not with --kubeconfig');
 });
 
 t.test('every bad value is reported, once, naming what is allowed', async (t) => {
   const err = t.throws(() =>
-    parse(['--listen', 'nope', '--upstream', 'missing.json', '--lb-policy', 'random', '--log-level', 'loud', '--admin', '1.2.3.4', '--debug-admin', '0.0.0.0:15091', '--detect-timeout-ms=-5', '--services', 'nofile.json']),
+    parse(['--listen', 'nope', '--upstream', 'missing.json', '--lb-policy', 'random', '--log-level', 'loud', '--admin', '1.2.3.4', '--debug-admin', '0.0.0.0:15091', '--detect-timeout-ms=-5', '--services', 'nofile.json', '--slow-start-ms', '5s']),
   ) as InvalidConfigError;
   t.type(err, InvalidConfigError);
   t.match(err.problems, [
@@ -43,6 +45,7 @@ t.test('every bad value is reported, once, naming what is allowed', async (t) =>
     /--admin: "1.2.3.4" is not valid/,
     /--debug-admin: "0.0.0.0:15091" is not valid; allowed: a loopback address/,
     /--lb-policy: "random" is not valid; allowed: round-robin, least-request, peak-ewma/,
+    /--slow-start-ms: "5s" is not valid; allowed: a whole number from 0 to 600000/,
     /--log-level: "loud" is not valid/,
     /--detect-timeout-ms: "-5" is not valid/,
     /--upstream: "missing.json" is not valid; allowed: an existing JSON file/,

@@ -45,14 +45,15 @@ async function load(client: EchoClientInstance, total: number, concurrency: numb
 }
 
 /**
- * Equal endpoints, shares checked within `tolerance`. peak-ewma follows measured latency on purpose,
- * and on a shared machine equal backends do not measure equal, so it gets a wider band: the check is
- * that no endpoint is starved or flooded.
+ * Equal endpoints, shares checked within `tolerance`. The sequential peak-ewma case is issue 11's
+ * real-cluster report (one grpc-js channel, sequential unary calls, 3 equal Pods: 76/151/73 of 300
+ * before): 100 ±15 each (33% ±5).
  */
 const spreadCases = [
   { name: 'round-robin', policy: 'round-robin', endpoints: 4, calls: 2000, concurrency: 8, tolerance: 0.1 },
   { name: 'least-request', policy: 'least-request', endpoints: 4, calls: 2000, concurrency: 16, tolerance: 0.1 },
-  { name: 'peak-ewma (default)', policy: 'peak-ewma', endpoints: 4, calls: 2000, concurrency: 16, tolerance: 0.3 },
+  { name: 'peak-ewma (default)', policy: 'peak-ewma', endpoints: 4, calls: 2000, concurrency: 16, tolerance: 0.1 },
+  { name: 'peak-ewma (default), sequential calls', policy: 'peak-ewma', endpoints: 3, calls: 300, concurrency: 1, tolerance: 0.15 },
 ];
 
 for (const c of spreadCases) {

@@ -20,7 +20,7 @@ function setup() {
   const registry = new TargetRegistry(
     source,
     'round-robin',
-    { ejection: DEFAULT_EJECTION, retryBudget: { ratio: 0.2, minPerSecond: 0, maxTokens: 10 }, upstream: DEFAULT_UPSTREAM },
+    { ejection: DEFAULT_EJECTION, slowStartMs: 0, retryBudget: { ratio: 0.2, minPerSecond: 0, maxTokens: 10 }, upstream: DEFAULT_UPSTREAM },
     new ProxyMetrics(),
     createLogger({ level: 'silent' }),
   );
