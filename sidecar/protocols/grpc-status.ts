@@ -28,7 +28,11 @@ export function parseGrpcTimeoutMs(value: string | string[] | undefined): number
   return Number(match[1]) * UNITS_MS[match[2]!]!;
 }
 
-/** Whether a response says the endpoint (not the app's request) is in trouble. */
+/**
+ * Whether a response says the endpoint (not the app's request) is in trouble: a gateway failure,
+ * overload (503, or 429 Too Many Requests: HTTP's RESOURCE_EXHAUSTED, as gRPC maps them), or the
+ * gRPC statuses that mean the same.
+ */
 export function isEndpointFailure(status: number, grpcStatus: string): boolean {
-  return status === 502 || status === 503 || status === 504 || grpcStatus === GRPC_STATUS.UNAVAILABLE || grpcStatus === GRPC_STATUS.RESOURCE_EXHAUSTED;
+  return status === 502 || status === 503 || status === 504 || status === 429 || grpcStatus === GRPC_STATUS.UNAVAILABLE || grpcStatus === GRPC_STATUS.RESOURCE_EXHAUSTED;
 }

@@ -229,8 +229,6 @@ export interface BalanceScenario {
    * proxy stall together) it is noisy: the scenario test judges it against this looser limit.
    */
   sharedMachineLimit?: number;
-  /** Why the default policy does not meet this goal yet (the scenario test marks it todo). */
-  knownGap?: string;
   /** Endpoint `index` answering its `nth` request. */
   answer(index: number, nth: number, run: RunState): ScenarioAnswer;
   /** `limit` replaces the goal's limit (the scenario test passes sharedMachineLimit). */
@@ -355,7 +353,6 @@ export const BALANCE_SCENARIOS: BalanceScenario[] = [
       concurrency: protocol === 'h1' ? 1 : 8,
       answer: (index) => (index === 3 ? failure : FAST),
       judge: shareOfLast(0.05),
-      knownGap: 'status' in failure && failure.status === 429 ? 'the proxy does not count 429 as an endpoint failure (isEndpointFailure, sidecar/protocols/grpc-status.ts)' : undefined,
     }),
   ),
   {

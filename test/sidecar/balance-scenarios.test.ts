@@ -16,7 +16,7 @@ import { TestSource, startTestProxy } from './proxy-harness.js';
  */
 
 for (const scenario of BALANCE_SCENARIOS) {
-  t.test(`default policy: ${scenario.name}`, { todo: scenario.knownGap ?? false }, async (t) => {
+  t.test(`default policy: ${scenario.name}`, async (t) => {
     const backends = await startScenarioBackends(scenario);
     const joining = scenario.join?.endpoint;
     const source = new TestSource(backends.filter((_, i) => i !== joining).map((b) => b.address));
