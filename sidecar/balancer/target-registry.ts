@@ -67,6 +67,10 @@ export class TargetRegistry {
     if (this.routes.size >= MAX_CACHED_ROUTES) this.routes.clear();
     const pending = this.resolve(ctx, authority, cacheKey);
     this.routes.set(cacheKey, pending);
+    // A lookup that threw is not remembered: the next request to this authority tries again.
+    pending.catch(() => {
+      if (this.routes.get(cacheKey) === pending) this.routes.delete(cacheKey);
+    });
     return pending;
   }
 

@@ -5,6 +5,7 @@ import { DEFAULT_EJECTION } from '../../sidecar/balancer/ejection.js';
 import { registerBuiltinPolicies } from '../../sidecar/balancer/setup.js';
 import { OUTCOME, type TargetBalancer } from '../../sidecar/balancer/target-balancer.js';
 import { IDLE_TARGET_MS, TargetRegistry } from '../../sidecar/balancer/target-registry.js';
+import type { Target, TargetHint } from '../../sidecar/discovery/source.js';
 import type { ConnectionContext } from '../../sidecar/protocols/connection-context.js';
 import { DEFAULT_UPSTREAM } from '../../sidecar/upstream/endpoint-upstream.js';
 import { TestSource } from './proxy-harness.js';
@@ -65,4 +66,35 @@ t.test('a target with a request in flight is kept however long it has been', asy
   t.equal(source.target.subscriberCount, 1);
   balancer.finish(pick.endpoint, 1, OUTCOME.success, balancer.lastPickAt + 10 * IDLE_TARGET_MS);
   t.equal(registry.releaseIdle(balancer.lastPickAt + 10 * IDLE_TARGET_MS), 1, 'released once it finished');
+});
+
+/** Resolves the first lookup to a target whose subscription throws (a bug in the balancer's making), then normally. */
+class FailOnceSource extends TestSource {
+  private hasFailed = false;
+  override async resolve(hint: TargetHint): Promise<Target | undefined> {
+    if (this.hasFailed) return super.resolve(hint);
+    this.hasFailed = true;
+    this.resolved.push(hint);
+    const refuse = () => {
+      throw new Error('subscription refused');
+    };
+    return new Proxy(this.target, { get: (target, key) => (key === 'subscribe' ? refuse : Reflect.get(target, key, target)) });
+  }
+}
+
+t.test('a route lookup that failed is tried again on the next request, not remembered', async (t) => {
+  const source = new FailOnceSource(['198.18.0.1:8080']);
+  const registry = new TargetRegistry(
+    source,
+    'round-robin',
+    { ejection: DEFAULT_EJECTION, slowStartMs: 0, retryBudget: { ratio: 0.2, minPerSecond: 0, maxTokens: 10 }, upstream: DEFAULT_UPSTREAM },
+    new ProxyMetrics(),
+    createLogger({ level: 'silent' }),
+  );
+  t.teardown(() => registry.close());
+  const connection = (): ConnectionContext => ({ connId: 1, originalDst: undefined, dstKey: '', routes: new Map() });
+  await t.rejects(registry.route(connection(), 'web:8080') as Promise<unknown>, /subscription refused/, 'the first lookup fails');
+  const balancer = await routeOf(registry, connection(), 'web:8080');
+  t.equal(source.resolved.length, 2, 'the second request asked the source again');
+  t.equal(balancer.pick(performance.now()).kind, 'endpoint', 'and is balanced');
 });
