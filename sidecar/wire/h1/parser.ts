@@ -1,3 +1,5 @@
+import { METHODS } from 'node:http';
+
 /**
  * An incremental, strict HTTP/1.1 message parser (RFC 9112) for request and response heads and
  * bodies. It is fed the socket's reads as they come and reports a head, body data (slices of the
@@ -23,6 +25,9 @@ const SP = 0x20;
 const HTAB = 0x09;
 const COLON = 0x3a;
 const SEMICOLON = 0x3b;
+const EQUALS = 0x3d;
+const DQUOTE = 0x22;
+const BACKSLASH = 0x5c;
 
 /** tchar of RFC 9110 section 5.6.2, by byte. */
 const TOKEN = new Uint8Array(256);
@@ -34,9 +39,13 @@ for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
 const FIELD_VALUE = new Uint8Array(256);
 for (let c = 0x20; c <= 0xff; c++) FIELD_VALUE[c] = c === 0x7f ? 0 : 1;
 FIELD_VALUE[HTAB] = 1;
-/** Bytes allowed in a request target: visible ASCII and obs-text, as llhttp allows. */
+/** Bytes allowed in a request target: visible ASCII, as llhttp allows (no obs-text). */
 const TARGET = new Uint8Array(256);
-for (let c = 0x21; c <= 0xff; c++) TARGET[c] = c === 0x7f ? 0 : 1;
+for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
+/** The methods llhttp knows (node:http's METHODS); others are refused, as Node refuses them. */
+const KNOWN_METHODS = new Set(METHODS);
+/** Every prefix of a known method, to refuse an unknown one from its first bytes. */
+const METHOD_PREFIXES = new Set(METHODS.flatMap((m) => Array.from({ length: m.length }, (_, i) => m.slice(0, i + 1))));
 const HEX = new Int8Array(256).fill(-1);
 for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
 for (let c = 0; c < 6; c++) {
@@ -97,6 +106,9 @@ const STATE = {
   body: 1,
   chunkSize: 2,
   chunkExt: 3,
+  chunkExtValue: 11,
+  chunkExtQuoted: 12,
+  chunkExtValueEnd: 13,
   chunkSizeLf: 4,
   chunkData: 5,
   chunkDataCr: 6,
@@ -107,6 +119,8 @@ const STATE = {
   done: 10,
 } as const;
 type State = (typeof STATE)[keyof typeof STATE];
+/** In a chunk extension: after ";" (a name must follow), in its name, in its token value. */
+const EXT = { start: 0, name: 1, value: 2 } as const;
 
 /**
  * Parses one connection's messages in one direction. execute() consumes bytes until the input ends
@@ -123,6 +137,8 @@ export class H1Parser {
   private remaining = 0;
   private chunkLineBytes = 0;
   private chunkDigits = 0;
+  /** Where in a chunk extension the parser is. */
+  private extPart: number = EXT.start;
   private head: H1Head | undefined = undefined;
   /** For a response parser: the method of the request being answered. */
   requestMethod = 'GET';
@@ -260,11 +276,13 @@ export class H1Parser {
         if (buf.length - from > MAX_HEAD_BYTES) return this.fail(this.kind === 'request' ? 431 : 502, `the head is larger than ${MAX_HEAD_BYTES} bytes`);
         const cr = buf.indexOf(CR, lineStart);
         if (cr >= 0 && cr < buf.length - 1) return this.fail(400, 'a bare CR in the head (lines must end in CRLF)');
+        if (lineStart === from && this.kind === 'request' && !isMethodSoFar(buf, from)) return this.fail(400, `the request line does not start with a known method; allowed: ${METHODS.join(', ')}`);
         this.pending = buf === data ? Buffer.from(data.subarray(from)) : buf;
         this.pendingScanned = lineStart - from;
         return data.length;
       }
       if (lf === lineStart || buf[lf - 1] !== CR) return this.fail(400, 'a line of the head ends in a bare LF (lines must end in CRLF)');
+      if (buf.indexOf(CR, lineStart) !== lf - 1) return this.fail(400, 'a bare CR in the head (lines must end in CRLF)');
       if (lf === lineStart + 1) {
         // The empty line: the head is buf[from .. lf].
         const headEnd = lf + 1;
@@ -398,14 +416,41 @@ export class H1Parser {
             this.state = STATE.chunkSizeLf;
           } else if (c === SEMICOLON) {
             this.state = STATE.chunkExt;
+            this.extPart = EXT.start;
           } else {
             return this.fail(400, 'a chunk size that is not hexadecimal digits');
           }
           break;
         }
+        // chunk-ext = *( ";" token [ "=" ( token / quoted-string ) ] ), no whitespace, as llhttp wants.
         case STATE.chunkExt:
+          if (TOKEN[c] === 1) this.extPart = EXT.name;
+          else if (this.extPart !== EXT.name) return this.fail(400, 'a chunk extension without a name');
+          else if (c === CR) this.state = STATE.chunkSizeLf;
+          else if (c === SEMICOLON) this.extPart = EXT.start;
+          else if (c === EQUALS) this.state = STATE.chunkExtValue;
+          else return this.fail(400, 'a chunk extension that is not token[=token or quoted-string]');
+          break;
+        case STATE.chunkExtValue:
+          if (c === DQUOTE && this.extPart === EXT.name) this.state = STATE.chunkExtQuoted;
+          else if (TOKEN[c] === 1) this.extPart = EXT.value;
+          else if (this.extPart !== EXT.value) return this.fail(400, 'a chunk extension with an empty value');
+          else if (c === CR) this.state = STATE.chunkSizeLf;
+          else if (c === SEMICOLON) {
+            this.state = STATE.chunkExt;
+            this.extPart = EXT.start;
+          } else return this.fail(400, 'a chunk extension that is not token[=token or quoted-string]');
+          break;
+        case STATE.chunkExtQuoted:
+          if (c === DQUOTE) this.state = STATE.chunkExtValueEnd;
+          else if (c === BACKSLASH || FIELD_VALUE[c] === 0) return this.fail(400, 'a chunk extension value with a control character or escape');
+          break;
+        case STATE.chunkExtValueEnd:
           if (c === CR) this.state = STATE.chunkSizeLf;
-          else if (FIELD_VALUE[c] === 0) return this.fail(400, 'a control character in a chunk extension');
+          else if (c === SEMICOLON) {
+            this.state = STATE.chunkExt;
+            this.extPart = EXT.start;
+          } else return this.fail(400, 'a chunk extension that is not token[=token or quoted-string]');
           break;
         case STATE.chunkSizeLf:
           if (c !== LF) return this.fail(400, 'a chunk size line not ended by CRLF');
@@ -454,11 +499,14 @@ export class H1Parser {
       const lf = buf.indexOf(LF, lineStart);
       if (lf < 0 || lf - from >= MAX_HEAD_BYTES) {
         if (buf.length - from > MAX_HEAD_BYTES) return this.fail(this.kind === 'request' ? 431 : 502, `the trailers are larger than ${MAX_HEAD_BYTES} bytes`);
+        const cr = buf.indexOf(CR, lineStart);
+        if (cr >= 0 && cr < buf.length - 1) return this.fail(400, 'a bare CR in the trailers (lines must end in CRLF)');
         this.pending = buf === data ? Buffer.from(data.subarray(from)) : buf;
         this.pendingScanned = lineStart - from;
         return data.length;
       }
       if (buf[lf - 1] !== CR || lf === from) return this.fail(400, 'a trailer line ends in a bare LF (lines must end in CRLF)');
+      if (buf.indexOf(CR, lineStart) !== lf - 1) return this.fail(400, 'a bare CR in the trailers (lines must end in CRLF)');
       if (lf === lineStart + 1) {
         const consumed = buf === data ? lf + 1 : start + lf + 1 - shift;
         this.pending = undefined;
@@ -484,7 +532,7 @@ const TOO_MANY_FIELDS = `more than ${MAX_HEADER_FIELDS} header fields`;
 function parseRequestLine(line: string, head: H1Head): string | undefined {
   const sp1 = line.indexOf(' ');
   if (sp1 <= 0) return 'the request line is not "METHOD target HTTP/1.1"';
-  for (let i = 0; i < sp1; i++) if (TOKEN[line.charCodeAt(i)] === 0) return 'the method is not a token';
+  if (!KNOWN_METHODS.has(line.slice(0, sp1))) return `method "${line.slice(0, Math.min(sp1, 20))}" is not known; allowed: ${METHODS.join(', ')}`;
   const sp2 = line.indexOf(' ', sp1 + 1);
   if (sp2 < 0 || sp2 === sp1 + 1) return 'the request line is not "METHOD target HTTP/1.1"';
   for (let i = sp1 + 1; i < sp2; i++) if (TARGET[line.charCodeAt(i)] === 0) return 'a control character or space in the request target';
@@ -517,6 +565,14 @@ function parseStatusLine(line: string, head: H1Head): string | undefined {
   head.status = Number(code);
   head.reason = reason;
   return undefined;
+}
+
+/** Whether the start of an incomplete request line can still become a known method and a space. */
+function isMethodSoFar(buf: Buffer, from: number): boolean {
+  const sp = buf.indexOf(SP, from);
+  const end = sp < 0 ? Math.min(buf.length, from + 20) : sp;
+  const method = buf.toString('latin1', from, end);
+  return sp < 0 ? METHOD_PREFIXES.has(method) : KNOWN_METHODS.has(method);
 }
 
 /** field-name ":" OWS field-value OWS, one per CRLF-ended line, from text[from] to the end. */
@@ -619,14 +675,16 @@ function frameRequest(head: H1Head): string | undefined {
   return undefined;
 }
 
-/** "chunked" as the last coding, appearing once, every coding a token. */
+/** "chunked" as the last coding, appearing once, every coding a token (empty list elements are skipped, RFC 9110 section 5.6.1). */
 function isChunkedLast(te: string): boolean {
   const codings = te.split(',');
+  let last = '';
   for (let i = 0; i < codings.length; i++) {
     const coding = codings[i]!.trim().toLowerCase();
-    if (coding.length === 0) return false;
+    if (coding.length === 0) continue;
+    if (last === 'chunked') return false;
     for (let c = 0; c < coding.length; c++) if (TOKEN[coding.charCodeAt(c)] === 0) return false;
-    if ((coding === 'chunked') !== (i === codings.length - 1)) return false;
+    last = coding;
   }
-  return true;
+  return last === 'chunked';
 }
