@@ -494,11 +494,15 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
       app.socket.destroy();
       return;
     }
-    const bodyDone = ex.reqEnded || !hasRequestBody(ex.head);
-    const keepAlive = !app.closeAfterResponse && !this.closing && bodyDone;
+    if (!ex.reqEnded && hasRequestBody(ex.head)) {
+      // The rest of the body is not wanted, and may never come: answer, then close.
+      app.replyAndClose(status, message);
+      return;
+    }
+    const keepAlive = !app.closeAfterResponse && !this.closing;
     if (!keepAlive) app.closeAfterResponse = true;
     app.socket.write(serializeReply(status, message, keepAlive ? this.keepAliveLines : CLOSE_LINES));
-    // The rest of the request body, if any, is read and dropped before the next request.
+    // A bodiless request's end is reported just after its head: the next request waits for it.
     if (ex.reqEnded) app.exchangeDone();
     else app.resumeInput();
   }
