@@ -53,6 +53,8 @@ const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::\d{1,
 const REQUEST_TARGET_ALLOWED = 'origin-form "/path?query" or absolute-form "http://host[:port]/path?query" (RFC 9112 section 3.2)';
 const SLASH = 0x2f;
 const CRLF = '\r\n';
+/** A response body up to this size that arrives with its head is copied behind it and written once. */
+const MAX_JOINED_BODY_BYTES = 16 * 1024;
 
 export interface Http1Options {
   headerTimeoutMs: number;
@@ -87,6 +89,8 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
   /** The response head went to the app: from here on a failure can only cut the connection. */
   headSent = false;
   out: Out = OUT.none;
+  /** The response head, not yet written: it goes out with the first body bytes. */
+  pendingHead: string | undefined = undefined;
   /** The app is gone, or the exchange is over. */
   done = false;
   readonly chunkedUp: boolean;
@@ -162,18 +166,24 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
   // ------------------------------------------------ upstream side
 
   onUpstreamData(conn: H1UpstreamConnection, chunk: Buffer): void {
-    const socket = this.app.socket;
     const parser = conn.parser;
-    // One write to the app per read from the endpoint (head and body together).
-    socket.cork();
     parser.resume();
     const consumed = parser.execute(chunk);
-    socket.uncork();
+    // A head whose body did not come in the same read goes out on its own.
+    if (this.pendingHead !== undefined) this.flushHead();
     if (consumed < chunk.length && !parser.isDone) conn.destroy();
   }
 
+  /** Writes the response head held back to go out together with the start of the body. */
+  private flushHead(): void {
+    const head = this.pendingHead!;
+    this.pendingHead = undefined;
+    this.app.socket.write(head, 'latin1');
+  }
+
   onUpstreamDrain(): void {
-    this.app.resumeInput();
+    // Only a body still coming is waiting for this; a pipelined request waits for the response.
+    if (!this.reqEnded && !this.done) this.app.resumeInput();
   }
 
   onResponseHead(head: H1Head): void {
@@ -222,11 +232,23 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
         }
     }
     if (!keepAlive) app.closeAfterResponse = true;
-    app.socket.write(serializeResponseHead(head, te, keepAlive ? this.relay.keepAliveLines : CLOSE_LINES), 'latin1');
+    // Held until the body's first bytes (usually in the same read): one write carries both.
+    this.pendingHead = serializeResponseHead(head, te, keepAlive ? this.relay.keepAliveLines : CLOSE_LINES);
   }
 
   onResponseBody(data: Buffer): void {
     if (this.done || data.length === 0) return;
+    const head = this.pendingHead;
+    if (head !== undefined && this.out !== OUT.chunked && data.length <= MAX_JOINED_BODY_BYTES) {
+      // A small body is copied behind the head: one write (and one syscall) instead of a writev.
+      this.pendingHead = undefined;
+      const joined = Buffer.allocUnsafe(head.length + data.length);
+      joined.write(head, 0, 'latin1');
+      data.copy(joined, head.length);
+      if (!this.app.socket.write(joined)) this.conn?.socket.pause();
+      return;
+    }
+    if (head !== undefined) this.flushHead();
     if (!writeBody(this.app.socket, data, this.out === OUT.chunked)) this.conn?.socket.pause();
   }
 
@@ -234,6 +256,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     if (this.done) return;
     this.done = true;
     const app = this.app;
+    if (this.pendingHead !== undefined) this.flushHead();
     if (this.out === OUT.chunked) app.socket.write(serializeLastChunk(trailers), 'latin1');
     this.relay.settle(this, isEndpointFailure(this.status, '') ? OUTCOME.failure : OUTCOME.success);
     const conn = this.conn!;

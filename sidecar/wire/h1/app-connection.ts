@@ -57,9 +57,9 @@ export class H1AppConnection implements H1ParserEvents {
   ) {
     this.parser = new H1Parser('request', this);
     this.idleSince = performance.now();
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.exchange?.onAppDrain());
-    socket.on('end', () => this.onAppEnd());
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('end', this.onAppEnd);
     socket.on('close', () => this.onClose());
   }
 
@@ -91,14 +91,16 @@ export class H1AppConnection implements H1ParserEvents {
 
   // ---------------------------------------------------------------- input
 
-  private onData(chunk: Buffer): void {
+  private readonly onDrain = (): void => this.exchange?.onAppDrain();
+
+  private readonly onData = (chunk: Buffer): void => {
     if (this.leftover !== undefined) {
       // Only possible if data was already queued when reading paused: keep it behind the rest.
       this.leftover = Buffer.concat([this.leftover, chunk]);
       return;
     }
     this.feed(chunk);
-  }
+  };
 
   private feed(chunk: Buffer): void {
     if (this.exchange === undefined && this.headStartedAt === 0 && this.parser.isIdle) this.headStartedAt = performance.now();
@@ -117,9 +119,9 @@ export class H1AppConnection implements H1ParserEvents {
     if (this.upgradeHead !== undefined) {
       const head = this.upgradeHead;
       this.upgradeHead = undefined;
-      this.socket.removeAllListeners('data');
-      this.socket.removeAllListeners('drain');
-      this.socket.removeAllListeners('end');
+      this.socket.off('data', this.onData);
+      this.socket.off('drain', this.onDrain);
+      this.socket.off('end', this.onAppEnd);
       this.headStartedAt = 0;
       this.handler.startUpgrade(this, head, offset < chunk.length ? chunk.subarray(offset) : Buffer.alloc(0));
       return;
@@ -174,7 +176,7 @@ export class H1AppConnection implements H1ParserEvents {
     const exchange = this.exchange;
     if (exchange === undefined) return;
     // Pipelined requests wait until this one is answered.
-    if (this.exchange !== undefined) this.parser.pause();
+    this.parser.pause();
     exchange.onRequestEnd(trailers);
   }
 
@@ -215,7 +217,7 @@ export class H1AppConnection implements H1ParserEvents {
     }
   }
 
-  private onAppEnd(): void {
+  private readonly onAppEnd = (): void => {
     this.appEnded = true;
     // A request still in flight is answered; then the connection closes.
     if (this.exchange !== undefined || this.parser.inBody) {
@@ -223,7 +225,7 @@ export class H1AppConnection implements H1ParserEvents {
       return;
     }
     this.socket.end();
-  }
+  };
 
   private onClose(): void {
     this.closed = true;

@@ -58,13 +58,9 @@ export function serializeUpgradeHead(head: H1Head, path: string, host: string | 
   return `${out}\r\n`;
 }
 
-/** How a response body is written to the app. */
-export const BODY_OUT = { none: 0, asIs: 1, chunked: 2, untilClose: 3 } as const;
-export type BodyOut = (typeof BODY_OUT)[keyof typeof BODY_OUT];
-
 /**
- * The response head for the app. `keepAlive` is this hop's decision; `transferEncoding` is set when
- * the body goes out chunked (the endpoint's codings, ending in chunked).
+ * The response head for the app. `connectionLines` say whether this hop stays open;
+ * `transferEncoding` is set when the body goes out chunked (the endpoint's codings, ending in chunked).
  */
 export function serializeResponseHead(head: H1Head, transferEncoding: string | undefined, connectionLines: string): string {
   let out = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
