@@ -567,6 +567,18 @@ function parseStatusLine(line: string, head: H1Head): string | undefined {
   return undefined;
 }
 
+/** Whether field name `name` is `lower` (lowercase letters and "-"), ignoring ASCII case, without allocating. */
+export function isNamed(name: string, lower: string): boolean {
+  const n = lower.length;
+  if (name.length !== n) return false;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    // Token characters never turn into a letter or "-" by setting 0x20 unless they are that letter.
+    if ((c | 0x20) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** Whether the start of an incomplete request line can still become a known method and a space. */
 function isMethodSoFar(buf: Buffer, from: number): boolean {
   const sp = buf.indexOf(SP, from);
@@ -619,30 +631,30 @@ function analyseFields(head: H1Head): FieldInfo | string {
     const value = fields[i + 1]!;
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === 'host') {
+        if (isNamed(name, 'host')) {
           if (head.host !== undefined) return 'more than one Host header';
           head.host = value;
         }
         break;
       case 7:
-        if (name.toLowerCase() === 'upgrade') head.upgrade = value;
+        if (isNamed(name, 'upgrade')) head.upgrade = value;
         break;
       case 10:
-        if (name.toLowerCase() === 'connection') {
+        if (isNamed(name, 'connection')) {
           const tokens = value.toLowerCase().split(',');
           for (let t = 0; t < tokens.length; t++) tokens[t] = tokens[t]!.trim();
           head.connection = head.connection === undefined ? tokens : head.connection.concat(tokens);
         }
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') {
+        if (isNamed(name, 'content-length')) {
           if (cl !== undefined) return 'more than one Content-Length header';
           if (value.length === 0 || value.length > 15 || !/^\d+$/.test(value)) return `Content-Length "${value.slice(0, 40)}" is not a decimal number of at most 15 digits`;
           cl = Number(value);
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') {
+        if (isNamed(name, 'transfer-encoding')) {
           if (te !== undefined) return 'more than one Transfer-Encoding header';
           te = value;
         }

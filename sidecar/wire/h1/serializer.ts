@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { H1Head } from './parser.js';
+import { isNamed, type H1Head } from './parser.js';
 
 /**
  * Heads as the other hop gets them: hop-by-hop fields (RFC 9110 section 7.6.1) and those the
@@ -9,15 +9,28 @@ import type { H1Head } from './parser.js';
 
 /** Whether `name` (any case) is a hop-by-hop field; cheap for the usual names, by length first. */
 function isHopByHop(name: string, connection: string[] | undefined): boolean {
-  const n = name.length;
-  if (n === 2 || n === 7 || n === 10 || n === 16 || n === 17) {
-    const lower = name.toLowerCase();
-    if (lower === 'connection' || lower === 'keep-alive' || lower === 'proxy-connection' || lower === 'te' || lower === 'trailer' || lower === 'transfer-encoding' || lower === 'upgrade') return true;
+  switch (name.length) {
+    case 2:
+      if (isNamed(name, 'te')) return true;
+      break;
+    case 7:
+      if (isNamed(name, 'trailer') || isNamed(name, 'upgrade')) return true;
+      break;
+    case 10:
+      if (isNamed(name, 'connection') || isNamed(name, 'keep-alive')) return true;
+      break;
+    case 16:
+      if (isNamed(name, 'proxy-connection')) return true;
+      break;
+    case 17:
+      if (isNamed(name, 'transfer-encoding')) return true;
+      break;
+    default:
   }
   if (connection === undefined) return false;
   for (let i = 0; i < connection.length; i++) {
     const token = connection[i]!;
-    if (token.length === n && token === name.toLowerCase()) return true;
+    if (token.length === name.length && token === name.toLowerCase()) return true;
   }
   return false;
 }
@@ -28,7 +41,7 @@ function fieldLines(fields: string[], connection: string[] | undefined, skipHost
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     if (isHopByHop(name, connection)) continue;
-    if (skipHost && name.length === 4 && name.toLowerCase() === 'host') continue;
+    if (skipHost && isNamed(name, 'host')) continue;
     out += `${name}: ${fields[i + 1]!}\r\n`;
   }
   return out;
@@ -52,7 +65,7 @@ export function serializeUpgradeHead(head: H1Head, path: string, host: string | 
   if (host !== undefined) out += `Host: ${host}\r\n`;
   const fields = head.fields;
   for (let i = 0; i < fields.length; i += 2) {
-    if (host !== undefined && fields[i]!.length === 4 && fields[i]!.toLowerCase() === 'host') continue;
+    if (host !== undefined && isNamed(fields[i]!, 'host')) continue;
     out += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
   }
   return `${out}\r\n`;
