@@ -81,7 +81,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
   respondedAt = 0;
   status = 0;
   /** Body chunks so far, while a retry is still possible (null once not). */
-  replay: Buffer[] | null = [];
+  replay: Buffer[] | null;
   replayBytes = 0;
   retried = false;
   reqEnded = false;
@@ -105,7 +105,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     readonly host: string | undefined,
   ) {
     this.chunkedUp = head.framing === FRAMING.chunked;
-    if (!hasRequestBody(head)) this.replay = null;
+    this.replay = hasRequestBody(head) ? [] : null;
   }
 
   // ------------------------------------------------ app side
