@@ -93,6 +93,10 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
   pendingHead: string | undefined = undefined;
   /** The app is gone, or the exchange is over. */
   done = false;
+  /** Decoded chunk data of the read being parsed, sent upstream as one chunk once it is parsed. */
+  private readonly upStage: Buffer[] = [];
+  /** The same for the response: the endpoint's chunks of one read go to the app as one chunk. */
+  private readonly downStage: Buffer[] = [];
   readonly chunkedUp: boolean;
 
   constructor(
@@ -123,7 +127,18 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     }
     const conn = this.conn;
     if (conn === undefined) return;
-    if (!writeBody(this.app.corkWhileParsing(conn.socket), data, this.chunkedUp)) this.app.pauseInput();
+    if (this.chunkedUp) {
+      // Many tiny chunks in one read would each become a write: they leave as one chunk instead.
+      this.upStage.push(data);
+      return;
+    }
+    if (!writeBody(this.app.corkWhileParsing(conn.socket), data, false)) this.app.pauseInput();
+  }
+
+  onReadParsed(): void {
+    const conn = this.conn;
+    if (this.upStage.length === 0 || conn === undefined) return;
+    if (!writeStaged(this.app.corkWhileParsing(conn.socket), this.upStage)) this.app.pauseInput();
   }
 
   onRequestEnd(trailers: string[] | undefined): void {
@@ -134,7 +149,11 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
       return;
     }
     const conn = this.conn;
-    if (conn !== undefined && this.chunkedUp) this.app.corkWhileParsing(conn.socket).write(serializeLastChunk(trailers), 'latin1');
+    if (conn !== undefined && this.chunkedUp) {
+      const socket = this.app.corkWhileParsing(conn.socket);
+      if (this.upStage.length > 0) writeStaged(socket, this.upStage);
+      socket.write(serializeLastChunk(trailers), 'latin1');
+    }
   }
 
   onRequestError(): void {
@@ -171,6 +190,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     const consumed = parser.execute(chunk);
     // A head whose body did not come in the same read goes out on its own.
     if (this.pendingHead !== undefined) this.flushHead();
+    if (this.downStage.length > 0 && !this.done && !writeStaged(this.app.socket, this.downStage)) conn.socket.pause();
     if (consumed < chunk.length && !parser.isDone) conn.destroy();
   }
 
@@ -249,7 +269,11 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
       return;
     }
     if (head !== undefined) this.flushHead();
-    if (!writeBody(this.app.socket, data, this.out === OUT.chunked)) this.conn?.socket.pause();
+    if (this.out === OUT.chunked) {
+      this.downStage.push(data);
+      return;
+    }
+    if (!writeBody(this.app.socket, data, false)) this.conn?.socket.pause();
   }
 
   onResponseEnd(trailers: string[] | undefined): void {
@@ -257,7 +281,10 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     this.done = true;
     const app = this.app;
     if (this.pendingHead !== undefined) this.flushHead();
-    if (this.out === OUT.chunked) app.socket.write(serializeLastChunk(trailers), 'latin1');
+    if (this.out === OUT.chunked) {
+      if (this.downStage.length > 0) writeStaged(app.socket, this.downStage);
+      app.socket.write(serializeLastChunk(trailers), 'latin1');
+    }
     this.relay.settle(this, isEndpointFailure(this.status, '') ? OUTCOME.failure : OUTCOME.success);
     const conn = this.conn!;
     this.conn = undefined;
@@ -277,6 +304,16 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     this.conn = undefined;
     this.relay.upstreamFailed(this, reason, code, conn.reused && !conn.responded);
   }
+}
+
+/**
+ * Writes the staged pieces of one read as one chunk (one copy when there are several) and empties
+ * the stage: at most three writes per read, however finely the sender chunked it.
+ */
+function writeStaged(socket: Socket, stage: Buffer[]): boolean {
+  const data = stage.length === 1 ? stage[0]! : Buffer.concat(stage);
+  stage.length = 0;
+  return writeBody(socket, data, true);
 }
 
 /** Writes body bytes, framed as a chunk when `chunked`; false when the socket is backed up. */

@@ -312,3 +312,40 @@ t.test('an endpoint that does not read: the proxy stops reading the app instead 
   await closed;
   t.match(reply, /^HTTP\/1\.1 502 Bad Gateway\r\n/, 'when the endpoint then goes away, the app is answered 502 and the connection closed');
 });
+
+t.test('a body sent in thousands of tiny chunks is relayed whole, re-chunked per read rather than per chunk, both ways', async (t) => {
+  const TINY_CHUNKS = 5_000;
+  const tiny = `${'1\r\nx\r\n'.repeat(TINY_CHUNKS)}0\r\n\r\n`;
+  let requestText = '';
+  const endpoint = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => {
+      requestText += c;
+      if (requestText.endsWith('0\r\n\r\n')) socket.end(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n${tiny}`);
+    });
+  });
+  const address = await listen(endpoint);
+  t.teardown(() => endpoint.close());
+  const { port } = await proxyTo(t, [address]);
+  const reply = await exchangeRaw(port, `POST /tiny HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${tiny}`);
+  const decode = (text: string): { body: string; chunks: number } => {
+    let body = '';
+    let chunks = 0;
+    let at = text.indexOf('\r\n\r\n') + 4;
+    for (;;) {
+      const lineEnd = text.indexOf('\r\n', at);
+      const size = parseInt(text.slice(at, lineEnd), 16);
+      if (!(size > 0)) return { body, chunks };
+      body += text.slice(lineEnd + 2, lineEnd + 2 + size);
+      chunks++;
+      at = lineEnd + 2 + size + 2;
+    }
+  };
+  const up = decode(requestText);
+  t.equal(up.body, 'x'.repeat(TINY_CHUNKS), 'the endpoint got the whole request body');
+  t.ok(up.chunks < TINY_CHUNKS / 100, `in ${up.chunks} chunks, not ${TINY_CHUNKS}`);
+  const down = decode(reply);
+  t.equal(down.body, 'x'.repeat(TINY_CHUNKS), 'the app got the whole response body');
+  t.ok(down.chunks < TINY_CHUNKS / 100, `in ${down.chunks} chunks, not ${TINY_CHUNKS}`);
+});

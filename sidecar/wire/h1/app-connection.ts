@@ -15,6 +15,8 @@ export interface H1RequestHandler {
 /** One request on an app connection, as the connection sees it (the relay's exchange implements it). */
 export interface H1AppExchange {
   onRequestBody(data: Buffer): void;
+  /** A read from the app has been parsed: body bytes held back from it go out now. */
+  onReadParsed(): void;
   onRequestEnd(trailers: string[] | undefined): void;
   /** The request body was malformed after its head was forwarded. */
   onRequestError(): void;
@@ -108,6 +110,7 @@ export class H1AppConnection implements H1ParserEvents {
     let offset: number;
     try {
       offset = this.parser.execute(chunk);
+      this.exchange?.onReadParsed();
     } finally {
       this.parsing = false;
       const corked = this.corked;
