@@ -216,7 +216,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
       }
       // 100 Continue and other interim answers pass through; the endpoint has seen the request.
       this.replay = null;
-      if (this.head.minor !== 0) app.socket.write(serializeInterimHead(head), 'latin1');
+      if (this.head.minor !== 0 && !app.socket.write(serializeInterimHead(head), 'latin1')) this.conn?.socket.pause();
       return;
     }
     this.respondedAt = performance.now();
