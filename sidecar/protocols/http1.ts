@@ -1,14 +1,27 @@
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
 import { NoEndpointsError } from '../../src/common/errors.js';
 import { PROTOCOL_INDEX } from '../admin/metrics.js';
 import type { EndpointStats } from '../balancer/endpoint-stats.js';
 import { OUTCOME, type Outcome, type TargetBalancer } from '../balancer/target-balancer.js';
 import type { RouteResult } from '../balancer/target-registry.js';
+import { H1AppConnection, hasRequestBody, type H1AppExchange, type H1RequestHandler } from '../wire/h1/app-connection.js';
+import { FRAMING, type H1Head } from '../wire/h1/parser.js';
+import {
+  CLOSE_LINES,
+  chunkSizeLine,
+  keepAliveLines,
+  serializeInterimHead,
+  serializeLastChunk,
+  serializeReply,
+  serializeRequestHead,
+  serializeResponseHead,
+  serializeUpgradeHead,
+} from '../wire/h1/serializer.js';
+import type { H1UpstreamConnection, UpstreamUser } from '../wire/h1/upstream-connection.js';
 import type { ConnectionContext } from './connection-context.js';
-import type { ProtocolHandler, RelayDeps } from './handler.js';
 import { isEndpointFailure } from './grpc-status.js';
-import { keepForReplay } from './replay.js';
+import type { ProtocolHandler, RelayDeps } from './handler.js';
+import { MAX_REPLAY_BYTES } from './replay.js';
 
 /**
  * A request head (request line and headers) must be complete this long after its first byte, or it
@@ -24,131 +37,392 @@ export const DEFAULT_HTTP1_HEADER_TIMEOUT_MS = 10_000;
  * client, not the proxy, closes first and never sends a request on a connection being closed.
  */
 export const DEFAULT_HTTP1_IDLE_TIMEOUT_MS = 65_000;
-/** The most often node:http looks for request heads past their timeout (its default is 30 s). */
-const MAX_HEADER_CHECK_INTERVAL_MS = 1_000;
-const MIN_HEADER_CHECK_INTERVAL_MS = 25;
+/** The timeouts are checked by one sweep over the connections, at most this often... */
+const MIN_SWEEP_INTERVAL_MS = 25;
+/** ...and at least this often. */
+const MAX_SWEEP_INTERVAL_MS = 1_000;
+/**
+ * Body chunks kept for a retry, at most (with at most MAX_REPLAY_BYTES): copies, so a kept chunk
+ * never holds on to the whole read it came in.
+ */
+const MAX_REPLAY_CHUNKS = 64;
 /** RFC 9112 §3.2.2 absolute-form with the http scheme; the authority ends at the path, query or end. */
 const ABSOLUTE_FORM = /^http:\/\/([^/?#]*)([/?][^#]*)?$/i;
 /** host[:port] of RFC 3986 §3.2.2: a reg-name, IPv4 address or [IPv6] literal, and an optional port. */
 const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::\d{1,5})?$/;
 const REQUEST_TARGET_ALLOWED = 'origin-form "/path?query" or absolute-form "http://host[:port]/path?query" (RFC 9112 section 3.2)';
+const SLASH = 0x2f;
+const CRLF = '\r\n';
+/** A response body up to this size that arrives with its head is copied behind it and written once. */
+const MAX_JOINED_BODY_BYTES = 16 * 1024;
 
 export interface Http1Options {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
 }
 
-/** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** How the response body goes to the app. */
+const OUT = { none: 0, asIs: 1, chunked: 2, untilClose: 3 } as const;
+type Out = (typeof OUT)[keyof typeof OUT];
 
-const CONTEXT = Symbol('meshlet.connectionContext');
-const FORWARD = Symbol('meshlet.forward');
-
-type AppSocket = Socket & { [CONTEXT]?: ConnectionContext };
-type Tagged<T> = T & { [FORWARD]?: H1Forward };
-
-class H1Forward {
+/**
+ * One app request while it is relayed: route -> pick -> acquire a pooled upstream connection ->
+ * send -> settle | retry (only a request the endpoint never processed, once, within the retry
+ * budget) | fail. The request body streams through as it arrives; what is needed for a retry is
+ * kept until the endpoint answers.
+ */
+class H1Exchange implements H1AppExchange, UpstreamUser {
+  balancer: TargetBalancer | undefined = undefined;
   stats: EndpointStats | undefined = undefined;
-  upReq: Tagged<http.ClientRequest> | undefined = undefined;
-  startedAt = 0;
-  /** When this attempt's upstream socket was connected: the balancer's latency sample starts here. */
+  conn: H1UpstreamConnection | undefined = undefined;
+  readonly startedAt = performance.now();
+  /** When this attempt went out on a connected socket: the balancer's latency sample starts here. */
   sentAt = 0;
   respondedAt = 0;
   status = 0;
-  replay: Buffer[] | null = [];
+  /** Body chunks so far, while a retry is still possible (null once not). */
+  replay: Buffer[] | null;
   replayBytes = 0;
-  reqEnded = false;
-  pumping = false;
   retried = false;
+  reqEnded = false;
+  reqTrailers: string[] | undefined = undefined;
+  /** The response head went to the app: from here on a failure can only cut the connection. */
+  headSent = false;
+  out: Out = OUT.none;
+  /** The response head, not yet written: it goes out with the first body bytes. */
+  pendingHead: string | undefined = undefined;
+  /** The app is gone, or the exchange is over. */
   done = false;
+  /** Decoded chunk data of the read being parsed, sent upstream as one chunk once it is parsed. */
+  private readonly upStage: Buffer[] = [];
+  /** The same for the response: the endpoint's chunks of one read go to the app as one chunk. */
+  private readonly downStage: Buffer[] = [];
+  readonly chunkedUp: boolean;
 
   constructor(
     readonly relay: Http1Relay,
-    readonly req: Tagged<IncomingMessage>,
-    readonly res: Tagged<ServerResponse>,
-    readonly balancer: TargetBalancer,
-    readonly headers: OutgoingHttpHeaders,
-    /** The origin-form target sent upstream (the app's absolute-form is rewritten to it). */
+    readonly app: H1AppConnection,
+    readonly head: H1Head,
+    /** The origin-form target sent upstream (an absolute-form target is rewritten to it). */
     readonly path: string,
-  ) {}
+    /** Host sent upstream in place of the app's, for absolute-form; else undefined. */
+    readonly host: string | undefined,
+  ) {
+    this.chunkedUp = head.framing === FRAMING.chunked;
+    this.replay = hasRequestBody(head) ? [] : null;
+  }
+
+  // ------------------------------------------------ app side
+
+  onRequestBody(data: Buffer): void {
+    if (this.done) return;
+    const replay = this.replay;
+    if (replay !== null) {
+      if (this.replayBytes + data.length <= MAX_REPLAY_BYTES && replay.length < MAX_REPLAY_CHUNKS) {
+        replay.push(Buffer.from(data));
+        this.replayBytes += data.length;
+      } else {
+        this.replay = null;
+      }
+    }
+    const conn = this.conn;
+    if (conn === undefined) return;
+    if (this.chunkedUp) {
+      // Many tiny chunks in one read would each become a write: they leave as one chunk instead.
+      this.upStage.push(data);
+      return;
+    }
+    if (!writeBody(this.app.corkWhileParsing(conn.socket), data, false)) this.app.pauseInput();
+  }
+
+  onReadParsed(): void {
+    const conn = this.conn;
+    if (this.upStage.length === 0 || conn === undefined) return;
+    if (!writeStaged(this.app.corkWhileParsing(conn.socket), this.upStage)) this.app.pauseInput();
+  }
+
+  onRequestEnd(trailers: string[] | undefined): void {
+    this.reqEnded = true;
+    this.reqTrailers = trailers;
+    if (this.done) {
+      this.app.exchangeDone();
+      return;
+    }
+    const conn = this.conn;
+    if (conn !== undefined && this.chunkedUp) {
+      const socket = this.app.corkWhileParsing(conn.socket);
+      if (this.upStage.length > 0) writeStaged(socket, this.upStage);
+      socket.write(serializeLastChunk(trailers), 'latin1');
+    }
+  }
+
+  onRequestError(): void {
+    // The head went (or is going) upstream and the body turned out malformed: cut the upstream
+    // request off so the endpoint never sees a complete one, and tell the app if it can still hear.
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.destroy();
+    this.relay.settle(this, OUTCOME.cancelled);
+    this.done = true;
+    if (this.headSent) this.app.socket.destroy();
+    else this.app.replyAndClose(400, 'meshlet: malformed HTTP/1.1 request body (chunk framing)');
+  }
+
+  onAppDrain(): void {
+    this.conn?.socket.resume();
+  }
+
+  onAppClosed(): void {
+    if (this.done) return;
+    // The app went away before the response finished: stop the upstream request too.
+    this.done = true;
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.destroy();
+    this.relay.settle(this, OUTCOME.cancelled);
+  }
+
+  // ------------------------------------------------ upstream side
+
+  onUpstreamData(conn: H1UpstreamConnection, chunk: Buffer): void {
+    const parser = conn.parser;
+    parser.resume();
+    const consumed = parser.execute(chunk);
+    // A head whose body did not come in the same read goes out on its own.
+    if (this.pendingHead !== undefined) this.flushHead();
+    if (this.downStage.length > 0 && !this.done && !writeStaged(this.app.socket, this.downStage)) conn.socket.pause();
+    if (consumed < chunk.length && !parser.isDone) conn.destroy();
+  }
+
+  /** Writes the response head held back to go out together with the start of the body. */
+  private flushHead(): void {
+    const head = this.pendingHead!;
+    this.pendingHead = undefined;
+    this.app.socket.write(head, 'latin1');
+  }
+
+  onUpstreamDrain(): void {
+    // Only a body still coming is waiting for this; a pipelined request waits for the response.
+    if (!this.reqEnded && !this.done) this.app.resumeInput();
+  }
+
+  onResponseHead(head: H1Head): void {
+    if (this.done) return;
+    const app = this.app;
+    if (head.status < 200) {
+      if (head.status === 101) {
+        this.relay.upstreamFailed(this, 'a 101 Switching Protocols answer to a request that asked for no upgrade', undefined);
+        return;
+      }
+      // 100 Continue and other interim answers pass through; the endpoint has seen the request.
+      this.replay = null;
+      if (this.head.minor !== 0 && !app.socket.write(serializeInterimHead(head), 'latin1')) this.conn?.socket.pause();
+      return;
+    }
+    this.respondedAt = performance.now();
+    this.status = head.status;
+    this.replay = null;
+    this.headSent = true;
+    const toOld = this.head.minor === 0;
+    let te: string | undefined;
+    let keepAlive = !app.closeAfterResponse && !this.relay.closing;
+    switch (head.framing) {
+      case FRAMING.none:
+        this.out = OUT.none;
+        break;
+      case FRAMING.length:
+        this.out = OUT.asIs;
+        break;
+      case FRAMING.chunked:
+        if (toOld) {
+          this.out = OUT.untilClose;
+          keepAlive = false;
+        } else {
+          this.out = OUT.chunked;
+          te = head.transferEncoding;
+        }
+        break;
+      default:
+        if (toOld) {
+          this.out = OUT.untilClose;
+          keepAlive = false;
+        } else {
+          this.out = OUT.chunked;
+          te = head.transferEncoding === '' ? 'chunked' : `${head.transferEncoding}, chunked`;
+        }
+    }
+    if (!keepAlive) app.closeAfterResponse = true;
+    // Held until the body's first bytes (usually in the same read): one write carries both.
+    this.pendingHead = serializeResponseHead(head, te, keepAlive ? this.relay.keepAliveLines : CLOSE_LINES);
+  }
+
+  onResponseBody(data: Buffer): void {
+    if (this.done || data.length === 0) return;
+    const head = this.pendingHead;
+    if (head !== undefined && this.out !== OUT.chunked && data.length <= MAX_JOINED_BODY_BYTES) {
+      // A small body is copied behind the head: one write (and one syscall) instead of a writev.
+      this.pendingHead = undefined;
+      const joined = Buffer.allocUnsafe(head.length + data.length);
+      joined.write(head, 0, 'latin1');
+      data.copy(joined, head.length);
+      if (!this.app.socket.write(joined)) this.conn?.socket.pause();
+      return;
+    }
+    if (head !== undefined) this.flushHead();
+    if (this.out === OUT.chunked) {
+      this.downStage.push(data);
+      return;
+    }
+    if (!writeBody(this.app.socket, data, false)) this.conn?.socket.pause();
+  }
+
+  onResponseEnd(trailers: string[] | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    const app = this.app;
+    if (this.pendingHead !== undefined) this.flushHead();
+    if (this.out === OUT.chunked) {
+      if (this.downStage.length > 0) writeStaged(app.socket, this.downStage);
+      app.socket.write(serializeLastChunk(trailers), 'latin1');
+    }
+    this.relay.settle(this, isEndpointFailure(this.status, '') ? OUTCOME.failure : OUTCOME.success);
+    const conn = this.conn!;
+    this.conn = undefined;
+    // A connection whose request was not sent in full cannot carry another one.
+    conn.finish(this.reqEnded);
+    if (this.reqEnded) {
+      app.exchangeDone();
+    } else {
+      // Answered before the app finished sending (a 413, say): the rest of the body is not wanted.
+      app.closeAfterResponse = true;
+      app.socket.end();
+    }
+  }
+
+  onUpstreamFailed(conn: H1UpstreamConnection, reason: string, code: string | undefined): void {
+    if (this.conn !== conn || this.done) return;
+    this.conn = undefined;
+    this.relay.upstreamFailed(this, reason, code, conn.reused && !conn.responded);
+  }
 }
 
 /**
- * HTTP/1.1: balances each request of a kept-alive app connection on its own, over keep-alive
- * pools per endpoint. `Upgrade` requests (WebSocket) go to the endpoint with the fewest open pipes
- * and then become a two-way byte pipe.
+ * Writes the staged pieces of one read as one chunk (one copy when there are several) and empties
+ * the stage: at most three writes per read, however finely the sender chunked it.
  */
-export class Http1Relay implements ProtocolHandler {
-  private readonly server: http.Server;
+function writeStaged(socket: Socket, stage: Buffer[]): boolean {
+  const data = stage.length === 1 ? stage[0]! : Buffer.concat(stage);
+  stage.length = 0;
+  return writeBody(socket, data, true);
+}
+
+/** Writes body bytes, framed as a chunk when `chunked`; false when the socket is backed up. */
+function writeBody(socket: Socket, data: Buffer, chunked: boolean): boolean {
+  if (!chunked) return socket.write(data);
+  socket.cork();
+  socket.write(chunkSizeLine(data.length), 'latin1');
+  socket.write(data);
+  const ok = socket.write(CRLF, 'latin1');
+  socket.uncork();
+  return ok;
+}
+
+/**
+ * HTTP/1.1 at the byte level: parses the app's requests itself, balances each request of a
+ * kept-alive connection on its own, and relays it over pooled kept-alive upstream connections
+ * (sidecar/upstream/h1-pool.ts). Bodies pass through as the Buffers read, unparsed beyond their
+ * framing. `Upgrade` requests (WebSocket) go to the endpoint with the fewest open pipes and then
+ * become a two-way byte pipe.
+ */
+export class Http1Relay implements ProtocolHandler, H1RequestHandler {
+  private readonly connections = new Set<H1AppConnection>();
+  private sweep: NodeJS.Timeout | undefined = undefined;
+  private readonly sweepIntervalMs: number;
+  readonly keepAliveLines: string;
+  closing = false;
 
   constructor(
     readonly deps: RelayDeps,
     readonly options: Http1Options = { headerTimeoutMs: DEFAULT_HTTP1_HEADER_TIMEOUT_MS, idleTimeoutMs: DEFAULT_HTTP1_IDLE_TIMEOUT_MS },
   ) {
-    this.server = http.createServer(
-      {
-        keepAliveTimeout: options.idleTimeoutMs,
-        headersTimeout: options.headerTimeoutMs,
-        // A request may stream for as long as it likes once its head is in; only heads are timed.
-        requestTimeout: 0,
-        connectionsCheckingInterval: Math.max(MIN_HEADER_CHECK_INTERVAL_MS, Math.min(MAX_HEADER_CHECK_INTERVAL_MS, Math.floor(options.headerTimeoutMs / 4))),
-      },
-      (req, res) => this.onRequest(req, res),
-    );
-    // node:http times request heads from a check it starts on 'listening'. This server never
-    // listens (the listener hands it sockets), so it is started the same way, or heads are never timed.
-    this.server.emit('listening');
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (!socket.writable || socket.destroyed) {
-        socket.destroy();
-        return;
-      }
-      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        this.deps.log.debug({ timeoutMs: options.headerTimeoutMs }, 'HTTP/1 request head timed out');
-        socket.end(closingReply(408, `meshlet: the request head was not complete within ${options.headerTimeoutMs} ms (--http1-header-timeout-ms)`));
-        return;
-      }
-      this.deps.log.debug({ err }, 'bad HTTP/1 request from app');
-      socket.end(closingReply(400, `meshlet: malformed HTTP/1.1 request: ${err.code ?? err.message}`));
-    });
+    this.keepAliveLines = keepAliveLines(options.idleTimeoutMs);
+    this.sweepIntervalMs = Math.max(MIN_SWEEP_INTERVAL_MS, Math.min(MAX_SWEEP_INTERVAL_MS, Math.floor(Math.min(options.headerTimeoutMs, options.idleTimeoutMs) / 4)));
   }
 
-  handle(socket: AppSocket, ctx: ConnectionContext): void {
-    socket[CONTEXT] = ctx;
-    this.server.emit('connection', socket);
+  handle(socket: Socket, ctx: ConnectionContext): void {
+    const conn = new H1AppConnection(socket, ctx, this);
+    this.connections.add(conn);
+    this.sweep ??= setInterval(() => this.checkTimeouts(), this.sweepIntervalMs).unref();
     socket.resume();
   }
 
   close(): void {
-    // Stops node:http's head-timeout check too; idle connections close now, busy ones after their response.
-    this.server.close();
+    // Idle connections close now, busy ones once their response is complete.
+    this.closing = true;
+    for (const conn of this.connections) {
+      if (conn.isIdle) conn.socket.end();
+      else conn.closeAfterResponse = true;
+    }
+    clearInterval(this.sweep);
+    this.sweep = undefined;
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const ctx = (req.socket as AppSocket)[CONTEXT]!;
-    const url = req.url ?? '/';
-    let authority = req.headers.host;
-    let path = url;
-    if (url.charCodeAt(0) !== SLASH && url !== '*') {
-      const target = parseAbsoluteForm(url);
-      if (typeof target === 'string') {
-        replyError(res, 400, target);
+  connectionClosed(conn: H1AppConnection): void {
+    this.connections.delete(conn);
+    if (this.connections.size === 0 && this.sweep !== undefined) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+    }
+  }
+
+  /** Heads not complete in time get 408 and are closed; kept-alive connections idle too long are closed. */
+  private checkTimeouts(): void {
+    const now = performance.now();
+    const { headerTimeoutMs, idleTimeoutMs } = this.options;
+    for (const conn of this.connections) {
+      if (conn.isClosed) continue;
+      if (conn.headStartedAt > 0 && conn.exchange === undefined) {
+        if (now - conn.headStartedAt >= headerTimeoutMs) {
+          this.deps.log.debug({ connId: conn.ctx.connId, timeoutMs: headerTimeoutMs }, 'HTTP/1 request head timed out');
+          conn.headStartedAt = 0;
+          conn.replyAndClose(408, `meshlet: the request head was not complete within ${headerTimeoutMs} ms (--http1-header-timeout-ms)`);
+        }
+      } else if (conn.isIdle && now - conn.idleSince >= idleTimeoutMs) {
+        conn.socket.destroy();
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ a new request
+
+  startRequest(app: H1AppConnection, head: H1Head): void {
+    const target = head.target;
+    let authority = head.host;
+    let path = target;
+    let host: string | undefined;
+    if (target.charCodeAt(0) !== SLASH && target !== '*') {
+      const parsed = parseAbsoluteForm(target);
+      if (typeof parsed === 'string') {
+        this.rejectRequest(app, head, 400, parsed);
         return;
       }
       // RFC 9112 §3.2.2: the authority of an absolute-form target wins over Host, for routing
       // and upstream alike; upstream gets origin-form with Host set to that authority.
-      authority = target.authority;
-      path = target.path;
+      authority = parsed.authority;
+      path = parsed.path;
+      host = parsed.authority;
     }
-    const route = this.deps.registry.route(ctx, authority);
+    const ex = new H1Exchange(this, app, head, path, host);
+    app.exchange = ex;
+    const route = this.deps.registry.route(app.ctx, authority);
     if (route instanceof Promise) {
+      app.pauseInput();
       route.then(
-        (resolved) => this.begin(req, res, resolved, authority, path),
-        (err) => this.routeFailed(err, authority, (status, message) => replyError(res, status, message)),
+        (resolved) => this.begin(ex, resolved, authority),
+        (err) => this.routeFailed(err, authority, (status, message) => this.fail(ex, status, message)),
       );
     } else {
-      this.begin(req, res, route, authority, path);
+      this.begin(ex, route, authority);
     }
   }
 
@@ -159,124 +433,195 @@ export class Http1Relay implements ProtocolHandler {
     reply(502, `meshlet: route lookup for host "${authority ?? ''}" failed: ${(err as Error)?.message ?? String(err)}`);
   }
 
-  private begin(req: Tagged<IncomingMessage>, res: Tagged<ServerResponse>, balancer: RouteResult, authority: string | undefined, path: string): void {
+  private begin(ex: H1Exchange, balancer: RouteResult, authority: string | undefined): void {
+    if (ex.done) return;
     if (balancer === null) {
       this.deps.metrics.proxyError('unknown', 'unknown-target');
-      replyError(res, 502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
+      this.fail(ex, 502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
       return;
     }
     if (balancer.isPassthrough) this.deps.metrics.passthrough('http1', 'unknown-target');
-    const headers = forwardHeaders(req.headers);
-    // Only absolute-form rewrites the target, and then Host must name the URI's authority.
-    if (path !== req.url) headers.host = authority;
-    const fwd = new H1Forward(this, req, res, balancer, headers, path);
-    req[FORWARD] = fwd;
-    res[FORWARD] = fwd;
-    res.on('close', onResClose);
-    fwd.startedAt = performance.now();
-    const pick = balancer.pick(fwd.startedAt);
+    ex.balancer = balancer;
+    const pick = balancer.pick(ex.startedAt);
     if (pick.kind === 'unavailable') {
       this.deps.metrics.proxyError(balancer.id, 'no-endpoints');
-      fwd.done = true;
-      replyError(res, 503, new NoEndpointsError(balancer.id, pick.reason).message);
+      this.fail(ex, 503, new NoEndpointsError(balancer.id, pick.reason).message);
       return;
     }
-    this.send(fwd, pick.endpoint);
+    this.dispatch(ex, pick.endpoint);
   }
 
-  send(fwd: H1Forward, stats: EndpointStats): void {
-    fwd.stats = stats;
+  private dispatch(ex: H1Exchange, stats: EndpointStats): void {
+    ex.stats = stats;
+    ex.sentAt = performance.now();
     stats.metrics.request(PROTOCOL_INDEX.http1);
-    const req = fwd.req;
-    const upReq: Tagged<http.ClientRequest> = http.request({
-      host: stats.endpoint.host,
-      port: stats.endpoint.port,
-      method: req.method,
-      path: fwd.path,
-      headers: fwd.headers,
-      agent: stats.upstream.h1.agent,
-      setHost: false,
-    });
-    fwd.upReq = upReq;
-    fwd.sentAt = performance.now();
-    upReq[FORWARD] = fwd;
-    upReq.on('socket', onUpSocket);
-    upReq.on('response', onUpResponse);
-    upReq.on('error', onUpError);
-    const replay = fwd.replay;
-    if (replay !== null) for (const chunk of replay) upReq.write(chunk);
-    if (fwd.reqEnded) {
-      upReq.end();
-    } else if (!fwd.pumping) {
-      fwd.pumping = true;
-      req.on('data', onReqData);
-      req.on('end', onReqEnd);
+    const acquired = stats.upstream.h1.acquire();
+    if (acquired instanceof Promise) {
+      ex.app.pauseInput();
+      acquired.then(
+        (conn) => this.send(ex, conn),
+        (err: Error) => this.connectFailed(ex, stats, err),
+      );
     } else {
-      req.resume();
+      this.send(ex, acquired);
     }
   }
 
-  settle(fwd: H1Forward, outcome: Outcome): void {
-    const stats = fwd.stats;
-    if (stats === undefined) return;
-    fwd.stats = undefined;
-    const now = performance.now();
-    if (fwd.respondedAt > 0) stats.metrics.response(fwd.status, '', (now - fwd.startedAt) / 1000);
-    fwd.balancer.finish(stats, (fwd.respondedAt > 0 ? fwd.respondedAt : now) - fwd.sentAt, outcome, now);
+  /** The head, then whatever body is kept, then the rest of the body as it arrives. */
+  private send(ex: H1Exchange, conn: H1UpstreamConnection): void {
+    if (ex.done) {
+      conn.finish(true);
+      return;
+    }
+    ex.conn = conn;
+    ex.sentAt = performance.now();
+    conn.begin(ex, ex.head.method);
+    const socket = conn.socket;
+    const app = ex.app;
+    // Corked until the read being parsed (or the left-over input fed below) is done: the head and
+    // the body that came with it go out in one write, and a body found malformed in that read
+    // destroys the connection before any of it left.
+    const isOwnCork = app.corked === undefined;
+    if (isOwnCork) {
+      socket.cork();
+      app.corked = socket;
+    }
+    socket.write(serializeRequestHead(ex.head, ex.path, ex.host, ex.chunkedUp), 'latin1');
+    const replay = ex.retried ? ex.replay : null;
+    if (replay !== null) for (const chunk of replay) writeBody(socket, chunk, ex.chunkedUp);
+    if (ex.reqEnded && ex.chunkedUp && ex.retried) socket.write(serializeLastChunk(ex.reqTrailers), 'latin1');
+    if (!ex.reqEnded) app.resumeInput();
+    if (isOwnCork) app.uncorkUnlessParsing();
   }
 
-  retry(fwd: H1Forward, failed: EndpointStats, reason: string): boolean {
-    if (fwd.retried || fwd.replay === null || fwd.res.destroyed || fwd.res.headersSent) return false;
+  settle(ex: H1Exchange, outcome: Outcome): void {
+    const stats = ex.stats;
+    if (stats === undefined) return;
+    ex.stats = undefined;
     const now = performance.now();
-    if (!fwd.balancer.retryBudget.tryWithdraw(now)) return false;
-    const pick = fwd.balancer.pickOther(failed, now);
+    if (ex.respondedAt > 0) stats.metrics.response(ex.status, '', (now - ex.startedAt) / 1000);
+    ex.balancer!.finish(stats, (ex.respondedAt > 0 ? ex.respondedAt : now) - ex.sentAt, outcome, now);
+  }
+
+  private retry(ex: H1Exchange, failed: EndpointStats, reason: string): boolean {
+    if (ex.retried || ex.headSent || ex.done) return false;
+    // A body that outgrew the replay buffer (or got an interim answer) cannot be sent again.
+    if (hasRequestBody(ex.head) && ex.replay === null) return false;
+    const now = performance.now();
+    if (!ex.balancer!.retryBudget.tryWithdraw(now)) return false;
+    const pick = ex.balancer!.pickOther(failed, now);
     if (pick.kind === 'unavailable') return false;
-    fwd.retried = true;
-    this.deps.metrics.retry(fwd.balancer.id, reason);
-    this.send(fwd, pick.endpoint);
+    ex.retried = true;
+    this.deps.metrics.retry(ex.balancer!.id, reason);
+    this.dispatch(ex, pick.endpoint);
     return true;
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    socket.on('error', ignoreError);
-    const ctx = (socket as AppSocket)[CONTEXT]!;
-    const url = req.url ?? '/';
+  private connectFailed(ex: H1Exchange, stats: EndpointStats, err: Error): void {
+    if (ex.done) {
+      this.settle(ex, OUTCOME.cancelled);
+      return;
+    }
+    this.settle(ex, OUTCOME.connectFailure);
+    if (this.retry(ex, stats, 'connect-failure')) return;
+    this.deps.metrics.proxyError(ex.balancer!.id, 'connect-failure');
+    this.fail(ex, 502, `meshlet: endpoint ${stats.key} failed: ${err.message}`);
+  }
+
+  /** The upstream connection failed or closed before the response was complete. */
+  upstreamFailed(ex: H1Exchange, reason: string, code: string | undefined, deadPooled = false): void {
+    const conn = ex.conn;
+    ex.conn = undefined;
+    conn?.destroy();
+    const stats = ex.stats;
+    this.settle(ex, OUTCOME.failure);
+    if (deadPooled && stats !== undefined && !ex.headSent) {
+      // A kept-alive connection the endpoint had closed: the request never reached it.
+      ex.app.pauseInput();
+      if (this.retry(ex, stats, 'dead-connection')) return;
+    }
+    this.deps.metrics.proxyError(ex.balancer?.id ?? 'unknown', 'upstream-reset');
+    this.deps.log.debug({ endpoint: stats?.key, reason, code }, 'HTTP/1 upstream failed');
+    this.fail(ex, 502, `meshlet: endpoint ${stats?.key ?? '?'} failed: ${reason}`);
+  }
+
+  /** Ends a request with a reply of the proxy's own (or cuts the connection if a response began). */
+  private fail(ex: H1Exchange, status: number, message: string): void {
+    if (ex.done) return;
+    ex.done = true;
+    const app = ex.app;
+    if (ex.headSent || app.isClosed) {
+      app.socket.destroy();
+      return;
+    }
+    if (!ex.reqEnded && hasRequestBody(ex.head)) {
+      // The rest of the body is not wanted, and may never come: answer, then close.
+      app.replyAndClose(status, message);
+      return;
+    }
+    const keepAlive = !app.closeAfterResponse && !this.closing;
+    if (!keepAlive) app.closeAfterResponse = true;
+    app.socket.write(serializeReply(status, message, keepAlive ? this.keepAliveLines : CLOSE_LINES));
+    // A bodiless request's end is reported just after its head: the next request waits for it.
+    if (ex.reqEnded) app.exchangeDone();
+    else app.resumeInput();
+  }
+
+  /** A request refused before an exchange began: answered, the connection kept when it can be. */
+  private rejectRequest(app: H1AppConnection, head: H1Head, status: number, message: string): void {
+    const ex = new H1Exchange(this, app, head, head.target, undefined);
+    app.exchange = ex;
+    this.fail(ex, status, message);
+  }
+
+  // ------------------------------------------------------------------ Upgrade: a byte pipe
+
+  startUpgrade(app: H1AppConnection, head: H1Head, rest: Buffer): void {
+    const socket = app.socket;
+    if (head.method === 'CONNECT') {
+      app.replyAndClose(405, 'meshlet: CONNECT is not supported; allowed: requests in origin-form or absolute-form, and Upgrade');
+      return;
+    }
     let target: AbsoluteTarget | undefined;
-    if (url.charCodeAt(0) !== SLASH) {
-      const parsed = parseAbsoluteForm(url);
+    if (head.target.charCodeAt(0) !== SLASH) {
+      const parsed = parseAbsoluteForm(head.target);
       if (typeof parsed === 'string') {
-        rejectUpgrade(socket, 400, parsed);
+        app.replyAndClose(400, parsed);
         return;
       }
       target = parsed;
     }
-    const authority = target?.authority ?? req.headers.host;
-    const route = this.deps.registry.route(ctx, authority);
+    const authority = target?.authority ?? head.host;
+    socket.pause();
+    const route = this.deps.registry.route(app.ctx, authority);
     if (route instanceof Promise) {
       route.then(
-        (resolved) => this.pipeUpgrade(req, socket, head, resolved, authority, target),
-        (err) => this.routeFailed(err, authority, (status, message) => rejectUpgrade(socket, status, message)),
+        (resolved) => this.pipeUpgrade(app, head, rest, resolved, authority, target),
+        (err) => this.routeFailed(err, authority, (status, message) => app.replyAndClose(status, message)),
       );
     } else {
-      this.pipeUpgrade(req, socket, head, route, authority, target);
+      this.pipeUpgrade(app, head, rest, route, authority, target);
     }
   }
 
-  private pipeUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, balancer: RouteResult, authority: string | undefined, target: AbsoluteTarget | undefined): void {
+  private pipeUpgrade(app: H1AppConnection, head: H1Head, rest: Buffer, balancer: RouteResult, authority: string | undefined, target: AbsoluteTarget | undefined): void {
+    const socket = app.socket;
+    if (socket.destroyed) return;
     if (balancer === null) {
       this.deps.metrics.proxyError('unknown', 'unknown-target');
-      rejectUpgrade(socket, 502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
+      app.replyAndClose(502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
       return;
     }
+    if (balancer.isPassthrough) this.deps.metrics.passthrough('http1', 'unknown-target');
     const pick = balancer.pickFewestConnections(performance.now());
     if (pick.kind === 'unavailable') {
       this.deps.metrics.proxyError(balancer.id, 'no-endpoints');
-      rejectUpgrade(socket, 503, new NoEndpointsError(balancer.id, pick.reason).message);
+      app.replyAndClose(503, new NoEndpointsError(balancer.id, pick.reason).message);
       return;
     }
     const stats = pick.endpoint;
     stats.metrics.request(PROTOCOL_INDEX.http1);
-    const upstream = net.connect({ host: stats.endpoint.host, port: stats.endpoint.port, timeout: this.deps.connectTimeoutMs });
+    const upstream = net.connect({ host: stats.endpoint.host, port: stats.endpoint.port, timeout: this.deps.connectTimeoutMs, noDelay: true });
     let connected = false;
     let finished = false;
     const finish = () => {
@@ -290,16 +635,16 @@ export class Http1Relay implements ProtocolHandler {
     upstream.once('connect', () => {
       connected = true;
       upstream.setTimeout(0);
-      upstream.setNoDelay(true);
-      upstream.write(requestHead(req, target));
-      if (head.length > 0) upstream.write(head);
+      upstream.write(serializeUpgradeHead(head, target?.path ?? head.target, target?.authority), 'latin1');
+      if (rest.length > 0) upstream.write(rest);
       upstream.pipe(socket);
       socket.pipe(upstream);
+      socket.resume();
     });
     upstream.on('error', (err) => {
       if (!connected) {
         this.deps.metrics.proxyError(balancer.id, 'connect-failure');
-        rejectUpgrade(socket, 502, `meshlet: cannot connect to ${stats.key}: ${err.message}`);
+        app.replyAndClose(502, `meshlet: cannot connect to ${stats.key}: ${err.message}`);
       } else {
         socket.destroy();
       }
@@ -314,10 +659,6 @@ export class Http1Relay implements ProtocolHandler {
     });
   }
 }
-
-function ignoreError(): void {}
-
-const SLASH = 0x2f;
 
 interface AbsoluteTarget {
   authority: string;
@@ -335,144 +676,4 @@ function parseAbsoluteForm(url: string): AbsoluteTarget | string {
   }
   const rest = match[2] ?? '';
   return { authority, path: rest === '' ? '/' : rest.charCodeAt(0) === SLASH ? rest : `/${rest}` };
-}
-
-function closingReply(status: number, message: string): string {
-  const body = `${message}\n`;
-  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
-}
-
-/** A copy of the app's headers without hop-by-hop ones (and those its Connection header names). */
-function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  const connection = headers.connection;
-  const named = connection ? connection.toLowerCase().split(',').map((s) => s.trim()) : undefined;
-  for (const key in headers) {
-    if (HOP_BY_HOP.has(key) || (named !== undefined && named.includes(key))) continue;
-    out[key] = headers[key];
-  }
-  return out;
-}
-
-/** The Upgrade request as the endpoint gets it: origin-form, and for absolute-form Host set to its authority. */
-function requestHead(req: IncomingMessage, target: AbsoluteTarget | undefined): string {
-  let head = `${req.method} ${target?.path ?? req.url} HTTP/${req.httpVersion}\r\n`;
-  if (target !== undefined) head += `Host: ${target.authority}\r\n`;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (target !== undefined && raw[i]!.toLowerCase() === 'host') continue;
-    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  }
-  return `${head}\r\n`;
-}
-
-function replyError(res: ServerResponse, status: number, message: string): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end(`${message}\n`);
-}
-
-function rejectUpgrade(socket: Socket, status: number, message: string): void {
-  if (socket.destroyed) return;
-  socket.end(closingReply(status, message));
-}
-
-function onReqData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
-  const fwd = this[FORWARD]!;
-  keepForReplay(fwd, chunk);
-  const upReq = fwd.upReq!;
-  if (!upReq.write(chunk)) {
-    this.pause();
-    upReq.once('drain', onUpReqDrain);
-  }
-}
-
-function onUpReqDrain(this: Tagged<http.ClientRequest>): void {
-  this[FORWARD]!.req.resume();
-}
-
-function onReqEnd(this: Tagged<IncomingMessage>): void {
-  const fwd = this[FORWARD]!;
-  fwd.reqEnded = true;
-  fwd.upReq?.end();
-}
-
-function onResClose(this: Tagged<ServerResponse>): void {
-  const fwd = this[FORWARD]!;
-  if (fwd.done) return;
-  // The app went away before the response finished: stop the upstream request too.
-  fwd.done = true;
-  fwd.upReq?.destroy();
-  fwd.relay.settle(fwd, OUTCOME.cancelled);
-}
-
-/** A request that had to open a new keep-alive socket: its latency sample starts once connected. */
-function onUpSocket(this: Tagged<http.ClientRequest>, socket: Socket): void {
-  if (socket.connecting) socket.once('connect', onUpSocketConnect.bind(this));
-}
-
-function onUpSocketConnect(this: Tagged<http.ClientRequest>): void {
-  const fwd = this[FORWARD];
-  if (fwd !== undefined && fwd.upReq === this) fwd.sentAt = performance.now();
-}
-
-function onUpResponse(this: Tagged<http.ClientRequest>, upRes: Tagged<IncomingMessage>): void {
-  const fwd = this[FORWARD]!;
-  if (fwd.upReq !== this) return;
-  fwd.respondedAt = performance.now();
-  fwd.status = upRes.statusCode ?? 0;
-  fwd.replay = null;
-  upRes[FORWARD] = fwd;
-  const res = fwd.res;
-  if (res.destroyed) {
-    upRes.destroy();
-    return;
-  }
-  res.writeHead(fwd.status, upRes.statusMessage, forwardHeaders(upRes.headers));
-  upRes.on('data', onUpResData);
-  upRes.on('end', onUpResEnd);
-  upRes.on('error', ignoreError);
-  res.on('drain', onResDrain);
-}
-
-function onUpResData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
-  if (!this[FORWARD]!.res.write(chunk)) this.pause();
-}
-
-function onResDrain(this: Tagged<ServerResponse>): void {
-  const upReq = this[FORWARD]!.upReq;
-  const upRes = (upReq as unknown as { res?: IncomingMessage } | undefined)?.res;
-  if (upRes?.isPaused()) upRes.resume();
-}
-
-function onUpResEnd(this: Tagged<IncomingMessage>): void {
-  const fwd = this[FORWARD]!;
-  if (fwd.done) return;
-  fwd.done = true;
-  const trailers = this.trailers;
-  for (const _ in trailers) {
-    fwd.res.addTrailers(trailers);
-    break;
-  }
-  fwd.res.end();
-  fwd.relay.settle(fwd, isEndpointFailure(fwd.status, '') ? OUTCOME.failure : OUTCOME.success);
-}
-
-function onUpError(this: Tagged<http.ClientRequest>, err: NodeJS.ErrnoException): void {
-  const fwd = this[FORWARD]!;
-  if (fwd.upReq !== this || fwd.done) return;
-  const stats = fwd.stats;
-  const refused = err.code === 'ECONNREFUSED' || err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH';
-  const deadPooled = this.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
-  fwd.relay.settle(fwd, refused ? OUTCOME.connectFailure : OUTCOME.failure);
-  if (fwd.respondedAt === 0 && (refused || deadPooled) && stats !== undefined) {
-    fwd.req.pause();
-    if (fwd.relay.retry(fwd, stats, refused ? 'connect-failure' : 'dead-connection')) return;
-  }
-  fwd.done = true;
-  fwd.relay.deps.metrics.proxyError(fwd.balancer.id, refused ? 'connect-failure' : 'upstream-reset');
-  replyError(fwd.res, 502, `meshlet: endpoint ${stats?.key ?? '?'} failed: ${err.message}`);
 }

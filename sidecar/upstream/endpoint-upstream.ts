@@ -32,7 +32,7 @@ export class EndpointUpstream {
   }
 
   get h1(): H1Pool {
-    this.h1Pool ??= new H1Pool(this.options.h1MaxSockets);
+    this.h1Pool ??= new H1Pool(this.endpoint, this.options.h1MaxSockets, this.options.connectTimeoutMs);
     return this.h1Pool;
   }
 

@@ -1,28 +1,106 @@
-import http from 'node:http';
+import net from 'node:net';
+import type { Endpoint } from '../discovery/endpoint-set.js';
+import { H1UpstreamConnection, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
+import { UpstreamConnectError } from './h2-pool.js';
 
-/** Keep-alive sockets kept open per endpoint when idle. */
-const MAX_FREE_SOCKETS = 64;
-/** An idle pooled socket is closed after this long. */
+/** Idle kept-alive connections kept per endpoint; more are closed when their request ends. */
+const MAX_IDLE_CONNECTIONS = 64;
+/** An idle pooled connection is closed after this long with no traffic. */
 export const H1_IDLE_TIMEOUT_MS = 30_000;
 
-/** Keep-alive HTTP/1.1 connections to one endpoint (a node:http Agent of its own). */
-export class H1Pool {
-  readonly agent: http.Agent;
+interface Waiter {
+  resolve(conn: H1UpstreamConnection): void;
+  reject(err: Error): void;
+}
 
-  constructor(maxSockets: number) {
-    // noDelay: node:http writes a request's head and body separately; with Nagle on, the second
-    // waited for the endpoint's ACK.
-    this.agent = new http.Agent({ keepAlive: true, noDelay: true, maxSockets, maxFreeSockets: MAX_FREE_SOCKETS, scheduling: 'lifo', timeout: H1_IDLE_TIMEOUT_MS });
-  }
+/**
+ * Kept-alive HTTP/1.1 connections to one endpoint, at most `maxConnections` open; a request beyond
+ * that waits for one to come free. Idle connections are reused newest first (the oldest ones then
+ * reach their idle timeout and close), and one the endpoint closes while idle is dropped at once.
+ */
+export class H1Pool implements UpstreamOwner {
+  private readonly idle: H1UpstreamConnection[] = [];
+  private readonly waiters: Waiter[] = [];
+  private open = 0;
+  private closed = false;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly maxConnections: number,
+    private readonly connectTimeoutMs: number,
+  ) {}
 
   get connections(): number {
-    let n = 0;
-    for (const list of Object.values(this.agent.sockets)) n += list?.length ?? 0;
-    for (const list of Object.values(this.agent.freeSockets)) n += list?.length ?? 0;
-    return n;
+    return this.open;
+  }
+
+  /** An idle connection now, or a new one once connected; rejects with UpstreamConnectError. */
+  acquire(): H1UpstreamConnection | Promise<H1UpstreamConnection> {
+    const conn = this.idle.pop();
+    if (conn !== undefined) return conn;
+    if (this.closed) return Promise.reject(new UpstreamConnectError(this.endpoint.key, new Error('endpoint removed')));
+    if (this.open < this.maxConnections) return this.connect();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  release(conn: H1UpstreamConnection): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      waiter.resolve(conn);
+      return;
+    }
+    if (this.closed || this.idle.length >= MAX_IDLE_CONNECTIONS) {
+      conn.destroy();
+      return;
+    }
+    this.idle.push(conn);
+  }
+
+  forget(conn: H1UpstreamConnection): void {
+    this.open--;
+    const at = this.idle.indexOf(conn);
+    if (at >= 0) this.idle.splice(at, 1);
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) this.connect().then(waiter.resolve, waiter.reject);
   }
 
   close(): void {
-    this.agent.destroy();
+    this.closed = true;
+    for (const conn of this.idle.splice(0)) conn.destroy();
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new UpstreamConnectError(this.endpoint.key, new Error('endpoint removed')));
+  }
+
+  private connect(): Promise<H1UpstreamConnection> {
+    this.open++;
+    const { host, port, key } = this.endpoint;
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, noDelay: true, timeout: this.connectTimeoutMs });
+      const onError = (err: Error) => {
+        socket.destroy();
+        this.open--;
+        const waiter = this.waiters.shift();
+        if (waiter !== undefined) this.connect().then(waiter.resolve, waiter.reject);
+        reject(new UpstreamConnectError(key, err));
+      };
+      const onTimeout = () => onError(new Error(`no connection within ${this.connectTimeoutMs} ms`));
+      socket.once('error', onError);
+      socket.once('timeout', onTimeout);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        socket.off('timeout', onTimeout);
+        // From now on the timeout is the idle one: only an idle connection is closed by it.
+        socket.setTimeout(H1_IDLE_TIMEOUT_MS);
+        const conn = new H1UpstreamConnection(socket, this);
+        socket.on('timeout', () => {
+          if (conn.user === undefined) conn.destroy();
+        });
+        if (this.closed) {
+          conn.destroy();
+          reject(new UpstreamConnectError(key, new Error('endpoint removed')));
+          return;
+        }
+        resolve(conn);
+      });
+    });
   }
 }

@@ -5,7 +5,8 @@
  * balance (coefficient of variation of per-endpoint counts), added median latency at a fixed
  * 1,000 req/s (also in interleaved rounds, beside a plain Node TCP pipe: the floor for any relay
  * written in Node), the share a 20 ms slower endpoint gets with peak-ewma, and the same figures
- * for HTTP/1.1 keep-alive clients. Asserts nothing.
+ * for HTTP/1.1 keep-alive clients (4 connections and 1). Asserts nothing. BENCH_ONLY=http1 runs only
+ * the HTTP/1.1 part.
  *
  * Run alone: npm run build && node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
  */
@@ -30,8 +31,11 @@ const GRPC_CALLS = Math.round(REQUESTS / 6);
 const FIXED_RATE_RPS = 1000;
 const FIXED_RATE_SECONDS = 5;
 const SLOW_EXTRA_MS = 20;
-const H1_CONNECTIONS = 4;
+/** HTTP/1.1 client connections per run: several (spread over the backends) and one (every request on one). */
+const H1_CONNECTION_COUNTS = [4, 1];
 const H1_REQUESTS = 20_000;
+/** BENCH_ONLY=http1 runs only the HTTP/1.1 section (to compare a relay change before and after). */
+const ONLY = process.env.BENCH_ONLY;
 const LATENCY_ROUNDS = 5;
 const LATENCY_ROUND_SECONDS = 3;
 const CLK_TCK = 100;
@@ -253,6 +257,11 @@ async function main(): Promise<void> {
   body.copy(frame, 5);
   writeFileSync(dataFile, frame);
 
+  if (ONLY === 'http1') {
+    await http1Section(ready.h1Ports, dataFile, ask);
+    backends.kill('SIGKILL');
+    return;
+  }
   console.log(`proxy bench: ${BACKENDS} loopback backends, 1 client connection x ${STREAMS} streams, ${REQUESTS} h2load gRPC requests per run; ${GRPC_CALLS} @grpc/grpc-js calls`);
   const rows: string[][] = [['', 'h2load req/s', 'p50 ms', 'p99 ms', 'grpc-js req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS idle MiB', `peak RSS @${FIXED_RATE_RPS}/s`, 'peak RSS MiB', 'CV', `+p50 @${FIXED_RATE_RPS}/s ms`, 'failed']];
 
@@ -316,29 +325,31 @@ async function main(): Promise<void> {
 }
 
 /**
- * HTTP/1.1 keep-alive, which meshlet relays through node:http (no frame-level fast path): 4 client
- * connections over 4 backends, direct vs meshlet vs HAProxy.
+ * HTTP/1.1 keep-alive: 4 client connections, then 1, over 4 backends; direct vs meshlet vs HAProxy
+ * in the same run.
  */
 async function http1Section(h1Ports: number[], dataFile: string, ask: (op: string) => Promise<number[]>): Promise<void> {
   const direct: Contender = { name: 'direct (1 backend)', url: `http://127.0.0.1:${h1Ports[0]}`, stop: async () => undefined };
-  const rows: string[][] = [['HTTP/1.1 keep-alive', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CV', 'failed']];
+  const rows: string[][] = [['HTTP/1.1 keep-alive', 'connections', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CV', 'failed']];
   for (const start of [async () => direct, () => startMeshletContender(h1Ports, 'round-robin'), () => startHaproxy(h1Ports, 'h1')]) {
     const c = await start();
     if (!c) continue;
     try {
-      h2load(c.url, dataFile, 2000, { h1Connections: H1_CONNECTIONS });
-      await ask('reset');
-      const before = c.pid ? sampleProcess(c.pid) : undefined;
-      const h = h2load(c.url, dataFile, H1_REQUESTS, { h1Connections: H1_CONNECTIONS });
-      const after = c.pid ? sampleProcess(c.pid) : undefined;
-      const counts = (await ask('counts')).slice(0, BACKENDS);
-      const cpuUs = before && after ? ((after.cpuMs - before.cpuMs) * 1000) / h.ok : NaN;
-      rows.push([c.name, h.rps.toFixed(0), h.p50Ms.toFixed(2), h.p99Ms.toFixed(2), fmt(cpuUs, 1), c === direct ? '-' : fmt(cv(counts), 4), String(h.failed)]);
+      for (const connections of H1_CONNECTION_COUNTS) {
+        h2load(c.url, dataFile, 2000, { h1Connections: connections });
+        await ask('reset');
+        const before = c.pid ? sampleProcess(c.pid) : undefined;
+        const h = h2load(c.url, dataFile, H1_REQUESTS, { h1Connections: connections });
+        const after = c.pid ? sampleProcess(c.pid) : undefined;
+        const counts = (await ask('counts')).slice(0, BACKENDS);
+        const cpuUs = before && after ? ((after.cpuMs - before.cpuMs) * 1000) / h.ok : NaN;
+        rows.push([c.name, String(connections), h.rps.toFixed(0), h.p50Ms.toFixed(2), h.p99Ms.toFixed(2), fmt(cpuUs, 1), c === direct ? '-' : fmt(cv(counts), 4), String(h.failed)]);
+      }
     } finally {
       await c.stop();
     }
   }
-  console.log(`HTTP/1.1: ${H1_CONNECTIONS} keep-alive client connections, ${H1_REQUESTS} GET requests, ${BACKENDS} node:http backends`);
+  console.log(`HTTP/1.1: ${H1_CONNECTION_COUNTS.join(' and ')} keep-alive client connections, ${H1_REQUESTS} GET requests each, ${BACKENDS} node:http backends`);
   printTable(rows);
 }
 
