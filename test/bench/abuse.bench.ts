@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (abuse part): each HTTP/2 attack of issue 12 against a fresh built `meshlet proxy`
+ * `npm run bench` (abuse part): each HTTP/2 and HTTP/1.1 attack of issue 12 against a fresh built `meshlet proxy`
  * process (with the injector's Node flags), two loopback backends, and a well-behaved client sending
  * a request every 50 ms on another connection. One line per attack: frames the attacker got in, how
  * its connection ended, the proxy's RSS before and its peak (VmHWM) during the attack (goal: under
@@ -14,8 +14,10 @@ import {
   dataToSink,
   ejectionCount,
   emptyDataFlood,
+  idleConnections,
   procMemoryBytes,
   rapidReset,
+  slowHeads,
   startAbuseBackend,
   startProxyProcess,
   steadyClient,
@@ -36,13 +38,15 @@ const ATTACKS: Array<{ name: string; run(port: number): Promise<AttackResult> }>
   { name: 'empty DATA, 3M, backend answers after body', run: (port) => emptyDataFlood(port, 3_000_000, ATTACK_TIMEOUT_MS) },
   { name: '1-byte DATA, 8 streams, backend never reads', run: (port) => dataToSink(port, 1, 8, (1 << 20) - 1, ATTACK_TIMEOUT_MS) },
   { name: '16-byte DATA, 8 streams x 1 MiB, never read', run: (port) => dataToSink(port, 16, 8, (1 << 20) - 16, ATTACK_TIMEOUT_MS) },
+  { name: '500 HTTP/2 connections idle after preface, 5 s', run: (port) => idleConnections(port, 500, 5_000) },
+  { name: 'HTTP/1.1: 300 heads, 1 byte per 500 ms (bytes)', run: (port) => slowHeads(port, 300, 500, ATTACK_TIMEOUT_MS) },
 ];
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 async function main(): Promise<void> {
   const backends = [await startAbuseBackend('a'), await startAbuseBackend('b')];
-  console.log(`HTTP/2 attacks, one fresh proxy each (node ${PROXY_NODE_ARGS.join(' ')}); peak RSS goal < ${mib(PEAK_RSS_GOAL_BYTES)}:`);
+  console.log(`Attacks on the app listener, one fresh proxy each (node ${PROXY_NODE_ARGS.join(' ')}); peak RSS goal < ${mib(PEAK_RSS_GOAL_BYTES)}:`);
   console.log(`  ${'attack'.padEnd(46)} ${'frames in'.padStart(10)}  ${'ended by proxy'.padEnd(22)} ${'RSS before'.padStart(10)} ${'peak'.padStart(8)}  well-behaved client     ejections`);
   try {
     for (const attack of ATTACKS) {

@@ -288,3 +288,57 @@ export async function dataToSink(port: number, frameBytes: number, streams: numb
   socket.destroy();
   return result;
 }
+
+/**
+ * Slowloris over HTTP/1.1: `connections` connections each send the start of a request head, then one
+ * more byte every `byteIntervalMs`, never finishing it, until the proxy closes them all or
+ * `timeoutMs` passes. `framesSent` counts the bytes written; `closed` is true when every connection
+ * was closed by the proxy.
+ */
+export async function slowHeads(port: number, connections: number, byteIntervalMs: number, timeoutMs: number): Promise<AttackResult> {
+  const sockets: net.Socket[] = [];
+  let sent = 0;
+  for (let i = 0; i < connections; i++) {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.resume();
+    await once(socket, 'connect');
+    const start = `GET /slow-${i} HTTP/1.1\r\nHost: abuse.test\r\nX-Slow: `;
+    socket.write(start);
+    sent += start.length;
+    sockets.push(socket);
+  }
+  const timer = setInterval(() => {
+    for (const socket of sockets) {
+      if (socket.destroyed || socket.readableEnded) continue;
+      socket.write('a');
+      sent++;
+    }
+  }, byteIntervalMs);
+  try {
+    const until = Date.now() + timeoutMs;
+    for (const socket of sockets) {
+      if (socket.readableEnded) continue;
+      const left = until - Date.now();
+      if (left <= 0) break;
+      await Promise.race([once(socket, 'end'), once(socket, 'close'), new Promise((r) => setTimeout(r, left).unref())]).catch(() => undefined);
+    }
+    return { framesSent: sent, closed: sockets.every((s) => s.destroyed || s.readableEnded), goawayCode: undefined };
+  } finally {
+    clearInterval(timer);
+    for (const socket of sockets) socket.destroy();
+  }
+}
+
+/**
+ * `connections` HTTP/2 connections that send the preface and SETTINGS, then nothing, held for
+ * `holdMs`: what idle app connections cost the proxy. `closed` is true when the proxy closed all of them.
+ */
+export async function idleConnections(port: number, connections: number, holdMs: number): Promise<AttackResult> {
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < connections; i++) sockets.push(await deafAttacker(port));
+  await new Promise((r) => setTimeout(r, holdMs).unref());
+  const closed = sockets.every((s) => s.destroyed || s.readableEnded);
+  for (const socket of sockets) socket.destroy();
+  return { framesSent: connections * 2, closed, goawayCode: undefined };
+}
