@@ -16,8 +16,7 @@ import { TestSource } from './proxy-harness.js';
  */
 registerBuiltinPolicies();
 
-function setup() {
-  const source = new TestSource(['198.18.0.1:8080', '198.18.0.2:8080']);
+function setup<S extends TestSource>(source: S = new TestSource(['198.18.0.1:8080', '198.18.0.2:8080']) as S) {
   const registry = new TargetRegistry(
     source,
     'round-robin',
@@ -83,16 +82,8 @@ class FailOnceSource extends TestSource {
 }
 
 t.test('a route lookup that failed is tried again on the next request, not remembered', async (t) => {
-  const source = new FailOnceSource(['198.18.0.1:8080']);
-  const registry = new TargetRegistry(
-    source,
-    'round-robin',
-    { ejection: DEFAULT_EJECTION, slowStartMs: 0, retryBudget: { ratio: 0.2, minPerSecond: 0, maxTokens: 10 }, upstream: DEFAULT_UPSTREAM },
-    new ProxyMetrics(),
-    createLogger({ level: 'silent' }),
-  );
+  const { source, registry, connection } = setup(new FailOnceSource(['198.18.0.1:8080']));
   t.teardown(() => registry.close());
-  const connection = (): ConnectionContext => ({ connId: 1, originalDst: undefined, dstKey: '', routes: new Map() });
   await t.rejects(registry.route(connection(), 'web:8080') as Promise<unknown>, /subscription refused/, 'the first lookup fails');
   const balancer = await routeOf(registry, connection(), 'web:8080');
   t.equal(source.resolved.length, 2, 'the second request asked the source again');
