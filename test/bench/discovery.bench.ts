@@ -32,6 +32,10 @@ const FIXED_RATE_RPS = 1000;
 const FIXED_RATE_SECONDS = 5;
 const PACE_INTERVAL_MS = 10;
 const PACED_SOCKETS = 16;
+/** The footprint proxy's V8 flags: the injector's unless BENCH_PROXY_NODE_ARGS is set ("" for Node's defaults). */
+const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
+/** BENCH_FOOTPRINT_ONLY=1 runs the footprint part alone. */
+const FOOTPRINT_ONLY = process.env.BENCH_FOOTPRINT_ONLY === '1';
 /** After the last request, the proxy is left alone this long before its RSS is read. */
 const IDLE_SETTLE_MS = 3000;
 /** BENCH_SCALE_SIZES="10,50" for a quicker run. */
@@ -169,7 +173,7 @@ async function footprint(): Promise<FootprintRow[]> {
     ];
     for (const [label, args] of cases) {
       const proxy = await startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args], {
-        command: [...PROXY_NODE_OPTIONS.split(' ').filter(Boolean), ...MESHLET_BUILT_ARGS],
+        command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS],
       });
       try {
         const traffic = driveTraffic(proxy.listening['port'], 'web.demo:80', 30_000);
@@ -334,11 +338,12 @@ async function measureScale(clients: number): Promise<ScaleRow> {
 async function main(): Promise<void> {
   console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(
-    `footprint: the compiled proxy (node ${PROXY_NODE_OPTIONS} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo, then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
+    `footprint: the compiled proxy (node ${PROXY_NODE_ARGS.join(' ')} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo, then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
   );
   for (const row of await footprint()) {
     console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed)`);
   }
+  if (FOOTPRINT_ONLY) return;
 
   console.log(`discovery: EndpointSlice MODIFIED event written by the replay API server -> first request at the new endpoint, through the real meshlet proxy (${ITERATIONS} updates, sequential keep-alive HTTP/1.1 client)`);
   for (const policy of POLICIES) {
