@@ -34,6 +34,11 @@ const PACE_INTERVAL_MS = 10;
 const PACED_SOCKETS = 16;
 /** The footprint proxy's V8 flags: the injector's unless BENCH_PROXY_NODE_ARGS is set ("" for Node's defaults). */
 const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
+/** Probes as the injector sets them (kubelet opens a connection per probe): path and period. */
+const KUBELET_PROBES: Array<[string, number]> = [
+  ['/ready', 5000],
+  ['/live', 10_000],
+];
 /** BENCH_FOOTPRINT_ONLY=1 runs the footprint part alone. */
 const FOOTPRINT_ONLY = process.env.BENCH_FOOTPRINT_ONLY === '1';
 /** After the last request, the proxy is left alone this long before its RSS is first read. */
@@ -159,6 +164,19 @@ async function pacedLoad(port: number, host: string, rps: number, seconds: numbe
   return counts;
 }
 
+/** GETs each probe path on the admin port at its period, on a new connection each time, until stopped. */
+function probeLikeKubelet(adminPort: number): () => void {
+  const timers = KUBELET_PROBES.map(([path, periodMs]) =>
+    setInterval(() => {
+      const req = request({ host: '127.0.0.1', port: adminPort, path, agent: false, timeout: 1000 }, (res) => res.resume());
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => undefined);
+      req.end();
+    }, periodMs),
+  );
+  return () => timers.forEach(clearInterval);
+}
+
 async function footprint(): Promise<FootprintRow[]> {
   const backends = await startBackends([BASE]);
   const plain = await KubeApiServer.start({ loadFixtures: false });
@@ -181,6 +199,7 @@ async function footprint(): Promise<FootprintRow[]> {
       const proxy = await startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args], {
         command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS],
       });
+      const stopProbes = probeLikeKubelet(proxy.listening['admin'].port);
       try {
         const traffic = driveTraffic(proxy.listening['port'], 'web.demo:80', 30_000);
         const deadline = Date.now() + 30_000;
@@ -193,6 +212,7 @@ async function footprint(): Promise<FootprintRow[]> {
         const load = await pacedLoad(proxy.listening['port'], 'web.demo:80', FIXED_RATE_RPS, FIXED_RATE_SECONDS);
         rows.push({ label, idleRssMiB: idle.rssMiB, settledRssMiB: settled.rssMiB, loadedHwmMiB: memoryOf(proxy.child.pid!).hwmMiB, served: traffic.results.filter((r) => r.status === 200).length + load.ok, failed: load.failed });
       } finally {
+        stopProbes();
         await proxy.stop();
       }
     }
@@ -346,7 +366,7 @@ async function measureScale(clients: number): Promise<ScaleRow> {
 async function main(): Promise<void> {
   console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(
-    `footprint: the compiled proxy (node ${PROXY_NODE_ARGS.join(' ')} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms and ${SETTLED_IDLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo, then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
+    `footprint: the compiled proxy (node ${PROXY_NODE_ARGS.join(' ')} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms and ${SETTLED_IDLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo (kubelet's probes throughout), then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
   );
   for (const row of await footprint()) {
     console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} / ${row.settledRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed)`);
