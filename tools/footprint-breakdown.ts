@@ -3,7 +3,7 @@
  * `npm run build && node --import tsx tools/footprint-breakdown.ts`.
  * Each stage is a fresh `node <PROXY_NODE_OPTIONS> --expose-gc` process (tsx is never loaded into it)
  * that loads one more group of modules than the stage before, collects garbage twice, and reports
- * its RSS, V8 heap used, V8 code space and external memory. The last stages run the real proxy
+ * its RSS (anonymous and file-backed), V8 heap used and total, V8 code space and external memory. The last stages run the real proxy
  * (`meshlet proxy` through dist/, as bin/meshlet.js does) and read the same figures once it listens.
  * Prints the median of RUNS processes per stage. Asserts nothing; everything on loopback.
  */
@@ -50,7 +50,7 @@ interface Stage {
 
 function stages(kubeconfig: string): Stage[] {
   const logger = `const { createLogger } = await import(${dist('src/common/logger.js')}); globalThis.log = createLogger({ level: 'info' });`;
-  const builtins = `await Promise.all(['node:net', 'node:http', 'node:fs', 'node:dns/promises', 'node:child_process'].map((m) => import(m)));`;
+  const builtins = `await Promise.all(['node:net', 'node:http', 'node:fs', 'node:dns/promises', 'node:module'].map((m) => import(m)));`;
   const sidecar = `await import(${dist('src/cli.js')}); await import(${dist('sidecar/main.js')});`;
   const tls = `await Promise.all(['node:https', 'node:tls', 'node:crypto'].map((m) => import(m)));`;
   const discovery = `await import(${dist('sidecar/discovery/kube-config.js')}); await import(${dist('sidecar/discovery/kubernetes.js')});`;
@@ -61,7 +61,7 @@ function stages(kubeconfig: string): Stage[] {
     { label: 'bare node', load: '' },
     { label: '+ one optimized (TurboFan) function', load: hot },
     { label: '+ pino and our root logger', load: hot + logger },
-    { label: '+ node:net/http/fs/dns/child_process', load: hot + logger + builtins },
+    { label: '+ node:net/http/fs/dns/module', load: hot + logger + builtins },
     { label: '+ the CLI and the sidecar modules', load: hot + logger + builtins + sidecar },
     { label: '+ node:https/tls/crypto', load: hot + logger + builtins + sidecar + tls },
     { label: '+ the Kubernetes discovery modules', load: hot + logger + builtins + sidecar + tls + discovery },

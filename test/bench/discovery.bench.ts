@@ -114,6 +114,7 @@ interface FootprintRow {
   loadedHwmMiB: number;
   served: number;
   failed: number;
+  probesAnswered: number;
 }
 
 function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
@@ -164,17 +165,24 @@ async function pacedLoad(port: number, host: string, rps: number, seconds: numbe
   return counts;
 }
 
-/** GETs each probe path on the admin port at its period, on a new connection each time, until stopped. */
-function probeLikeKubelet(adminPort: number): () => void {
+/**
+ * GETs each probe path on the admin port at its period, on a new connection each time, until
+ * stopped; `answered` counts the 200s.
+ */
+function probeLikeKubelet(adminPort: number): { answered: () => number; stop: () => void } {
+  let answered = 0;
   const timers = KUBELET_PROBES.map(([path, periodMs]) =>
     setInterval(() => {
-      const req = request({ host: '127.0.0.1', port: adminPort, path, agent: false, timeout: 1000 }, (res) => res.resume());
+      const req = request({ host: '127.0.0.1', port: adminPort, path, agent: false, timeout: 1000 }, (res) => {
+        if (res.statusCode === 200) answered++;
+        res.resume();
+      });
       req.on('timeout', () => req.destroy());
       req.on('error', () => undefined);
       req.end();
     }, periodMs),
   );
-  return () => timers.forEach(clearInterval);
+  return { answered: () => answered, stop: () => timers.forEach(clearInterval) };
 }
 
 async function footprint(): Promise<FootprintRow[]> {
@@ -199,7 +207,7 @@ async function footprint(): Promise<FootprintRow[]> {
       const proxy = await startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args], {
         command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS],
       });
-      const stopProbes = probeLikeKubelet(proxy.listening['admin'].port);
+      const probes = probeLikeKubelet(proxy.listening['admin'].port);
       try {
         const traffic = driveTraffic(proxy.listening['port'], 'web.demo:80', 30_000);
         const deadline = Date.now() + 30_000;
@@ -210,9 +218,9 @@ async function footprint(): Promise<FootprintRow[]> {
         await new Promise((r) => setTimeout(r, SETTLED_IDLE_MS - IDLE_SETTLE_MS));
         const settled = memoryOf(proxy.child.pid!);
         const load = await pacedLoad(proxy.listening['port'], 'web.demo:80', FIXED_RATE_RPS, FIXED_RATE_SECONDS);
-        rows.push({ label, idleRssMiB: idle.rssMiB, settledRssMiB: settled.rssMiB, loadedHwmMiB: memoryOf(proxy.child.pid!).hwmMiB, served: traffic.results.filter((r) => r.status === 200).length + load.ok, failed: load.failed });
+        rows.push({ label, idleRssMiB: idle.rssMiB, settledRssMiB: settled.rssMiB, loadedHwmMiB: memoryOf(proxy.child.pid!).hwmMiB, served: traffic.results.filter((r) => r.status === 200).length + load.ok, failed: load.failed, probesAnswered: probes.answered() });
       } finally {
-        stopProbes();
+        probes.stop();
         await proxy.stop();
       }
     }
@@ -369,7 +377,7 @@ async function main(): Promise<void> {
     `footprint: the compiled proxy (node ${PROXY_NODE_ARGS.join(' ')} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms and ${SETTLED_IDLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo (kubelet's probes throughout), then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
   );
   for (const row of await footprint()) {
-    console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} / ${row.settledRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed)`);
+    console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} / ${row.settledRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed; ${row.probesAnswered} probes answered)`);
   }
   if (FOOTPRINT_ONLY) return;
 
