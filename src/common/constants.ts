@@ -36,7 +36,7 @@ export const ENV = {
  * V8 flags for the proxy process. A 1 MiB semi-space (default 16 MiB) keeps the young generation
  * small: with 16 MiB, peak RSS at 1,000 req/s was 97 MiB and after saturation 113-117 MiB; 2 MiB
  * brought them to 79 and 86 MiB; 1 MiB takes about 2 MiB off the peak at 1,000 req/s (60.6 to
- * 58.4-58.7 MiB) and 0.2-1 MiB off the settled idle RSS, with CPU per request unchanged within
+ * 58.4-58.7 MiB) and 0-1.3 MiB off the settled idle RSS, with CPU per request unchanged within
  * noise for HTTP/2 and HTTP/1.1 (npm run bench, BENCH_PROXY_NODE_ARGS, two runs each; README
  * "Where the memory goes").
  */
