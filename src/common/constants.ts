@@ -37,11 +37,14 @@ export const ENV = {
 } as const;
 
 /**
- * V8 flags for the proxy process. A 2 MiB semi-space (default 16 MiB) keeps the young generation
- * small: peak RSS at 1,000 req/s went from 97 to 79 MiB, and after saturation from 113-117 to
- * 86 MiB, with CPU per request unchanged within noise (npm run bench, BENCH_PROXY_NODE_ARGS).
+ * V8 flags for the proxy process. A 1 MiB semi-space (default 16 MiB) keeps the young generation
+ * small: with 16 MiB, peak RSS at 1,000 req/s was 97 MiB and after saturation 113-117 MiB; 2 MiB
+ * brought them to 79 and 86 MiB; 1 MiB takes about 2 MiB off the peak at 1,000 req/s (60.6 to
+ * 58.4-58.7 MiB) and 0-1.3 MiB off the settled idle RSS, with CPU per request unchanged within
+ * noise for HTTP/2 and HTTP/1.1 (npm run bench, BENCH_PROXY_NODE_ARGS, two runs each; README
+ * "Where the memory goes").
  */
-export const PROXY_NODE_OPTIONS = '--max-semi-space-size=2';
+export const PROXY_NODE_OPTIONS = '--max-semi-space-size=1';
 
 /** Where the injector mounts the proxy's own projected service-account token. */
 export const PROXY_TOKEN_DIR = '/var/run/secrets/meshlet/serviceaccount';

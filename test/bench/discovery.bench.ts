@@ -1,6 +1,6 @@
 // `node --import tsx test/bench/discovery.bench.ts` (part of `npm run bench`; needs `npm run build`).
 // Three parts, each printed as it finishes; asserts nothing; everything on loopback.
-// 1. Footprint: RSS of the compiled proxy (bin/meshlet.js, the sidecar's Node flags) idle after a few
+// 1. Footprint: RSS of the compiled proxy (bin/meshlet.js, the sidecar's Node flags) idle (3 s and 15 s) after a few
 //    requests, with a static --upstream list beside Kubernetes discovery against the replay API server
 //    (plain HTTP kubeconfig, and HTTPS with a CA and token as in a Pod).
 // 2. Propagation: from an EndpointSlice update leaving the (replayed) API server to the first request
@@ -32,8 +32,22 @@ const FIXED_RATE_RPS = 1000;
 const FIXED_RATE_SECONDS = 5;
 const PACE_INTERVAL_MS = 10;
 const PACED_SOCKETS = 16;
-/** After the last request, the proxy is left alone this long before its RSS is read. */
+/** The footprint proxy's V8 flags: the injector's unless BENCH_PROXY_NODE_ARGS is set ("" for Node's defaults). */
+const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
+/** Probes as the injector sets them (kubelet opens a connection per probe): path and period. */
+const KUBELET_PROBES: Array<[string, number]> = [
+  ['/ready', 5000],
+  ['/live', 10_000],
+];
+/** BENCH_FOOTPRINT_ONLY=1 runs the footprint part alone. */
+const FOOTPRINT_ONLY = process.env.BENCH_FOOTPRINT_ONLY === '1';
+/** After the last request, the proxy is left alone this long before its RSS is first read. */
 const IDLE_SETTLE_MS = 3000;
+/**
+ * ...and this long (from the last request) before it is read again: V8's memory reducer collects
+ * garbage and returns pages about 8 s after allocation stops, so this is what an idle Pod shows.
+ */
+const SETTLED_IDLE_MS = 15_000;
 /** BENCH_SCALE_SIZES="10,50" for a quicker run. */
 const SCALE_SIZES = (process.env.BENCH_SCALE_SIZES ?? '10,100,500').split(',').map(Number);
 const SCALE_WORKERS = 4;
@@ -95,10 +109,12 @@ async function measure(policy: string): Promise<{ samples: number[]; missed: num
 interface FootprintRow {
   label: string;
   idleRssMiB: number;
+  settledRssMiB: number;
   /** VmHWM after the fixed-rate run: the peak so far, under that load. */
   loadedHwmMiB: number;
   served: number;
   failed: number;
+  probesAnswered: number;
 }
 
 function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
@@ -149,6 +165,26 @@ async function pacedLoad(port: number, host: string, rps: number, seconds: numbe
   return counts;
 }
 
+/**
+ * GETs each probe path on the admin port at its period, on a new connection each time, until
+ * stopped; `answered` counts the 200s.
+ */
+function probeLikeKubelet(adminPort: number): { answered: () => number; stop: () => void } {
+  let answered = 0;
+  const timers = KUBELET_PROBES.map(([path, periodMs]) =>
+    setInterval(() => {
+      const req = request({ host: '127.0.0.1', port: adminPort, path, agent: false, timeout: 1000 }, (res) => {
+        if (res.statusCode === 200) answered++;
+        res.resume();
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => undefined);
+      req.end();
+    }, periodMs),
+  );
+  return { answered: () => answered, stop: () => timers.forEach(clearInterval) };
+}
+
 async function footprint(): Promise<FootprintRow[]> {
   const backends = await startBackends([BASE]);
   const plain = await KubeApiServer.start({ loadFixtures: false });
@@ -169,8 +205,9 @@ async function footprint(): Promise<FootprintRow[]> {
     ];
     for (const [label, args] of cases) {
       const proxy = await startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args], {
-        command: [...PROXY_NODE_OPTIONS.split(' ').filter(Boolean), ...MESHLET_BUILT_ARGS],
+        command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS],
       });
+      const probes = probeLikeKubelet(proxy.listening['admin'].port);
       try {
         const traffic = driveTraffic(proxy.listening['port'], 'web.demo:80', 30_000);
         const deadline = Date.now() + 30_000;
@@ -178,9 +215,12 @@ async function footprint(): Promise<FootprintRow[]> {
         await traffic.stop();
         await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
         const idle = memoryOf(proxy.child.pid!);
+        await new Promise((r) => setTimeout(r, SETTLED_IDLE_MS - IDLE_SETTLE_MS));
+        const settled = memoryOf(proxy.child.pid!);
         const load = await pacedLoad(proxy.listening['port'], 'web.demo:80', FIXED_RATE_RPS, FIXED_RATE_SECONDS);
-        rows.push({ label, idleRssMiB: idle.rssMiB, loadedHwmMiB: memoryOf(proxy.child.pid!).hwmMiB, served: traffic.results.filter((r) => r.status === 200).length + load.ok, failed: load.failed });
+        rows.push({ label, idleRssMiB: idle.rssMiB, settledRssMiB: settled.rssMiB, loadedHwmMiB: memoryOf(proxy.child.pid!).hwmMiB, served: traffic.results.filter((r) => r.status === 200).length + load.ok, failed: load.failed, probesAnswered: probes.answered() });
       } finally {
+        probes.stop();
         await proxy.stop();
       }
     }
@@ -334,11 +374,12 @@ async function measureScale(clients: number): Promise<ScaleRow> {
 async function main(): Promise<void> {
   console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(
-    `footprint: the compiled proxy (node ${PROXY_NODE_OPTIONS} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo, then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
+    `footprint: the compiled proxy (node ${PROXY_NODE_ARGS.join(' ')} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms and ${SETTLED_IDLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo (kubelet's probes throughout), then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
   );
   for (const row of await footprint()) {
-    console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed)`);
+    console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} / ${row.settledRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed; ${row.probesAnswered} probes answered)`);
   }
+  if (FOOTPRINT_ONLY) return;
 
   console.log(`discovery: EndpointSlice MODIFIED event written by the replay API server -> first request at the new endpoint, through the real meshlet proxy (${ITERATIONS} updates, sequential keep-alive HTTP/1.1 client)`);
   for (const policy of POLICIES) {
