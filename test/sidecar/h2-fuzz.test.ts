@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ERROR_CODE } from '../../sidecar/h2/frame.js';
 import { F, T, frame, literalBlock, rawClient, rawServer } from '../helpers/h2-raw.js';
 import type { RunningProxy } from '../../sidecar/main.js';
@@ -137,14 +137,24 @@ function anyFrames(rand: () => number): Buffer {
   return Buffer.concat(frames);
 }
 
-t.test('random frames on many connections: no internal error, every bad connection answered or closed, the proxy serves on', async (t) => {
-  let served = 0;
+/**
+ * A proxy (logging warnings and up) in front of one h2 endpoint that answers "fine" at once or only
+ * after the whole request body; `served()` counts the requests that reached the endpoint.
+ */
+async function startFuzzedProxy(t: Test, answer: 'at-once' | 'after-body') {
+  let count = 0;
   const backend = http2.createServer();
   backend.on('stream', (stream) => {
-    served++;
+    count++;
     stream.on('error', () => undefined);
-    stream.respond({ ':status': 200 });
-    stream.end('fine');
+    const respond = () => {
+      if (stream.closed) return;
+      stream.respond({ ':status': 200 });
+      stream.end('fine');
+    };
+    if (answer === 'at-once') return respond();
+    stream.resume();
+    stream.on('end', respond);
   });
   backend.on('session', (s) => s.on('error', () => undefined));
   backend.listen(0, '127.0.0.1');
@@ -155,6 +165,11 @@ t.test('random frames on many connections: no internal error, every bad connecti
     await proxy.close();
     backend.close();
   });
+  return { proxy, target, captured, served: () => count };
+}
+
+t.test('random frames on many connections: no internal error, every bad connection answered or closed, the proxy serves on', async (t) => {
+  const { proxy, target, captured, served } = await startFuzzedProxy(t, 'at-once');
   const seed = Number(process.env.FUZZ_SEED ?? 20261122);
   const rand = random(seed);
   const goawayMessages: string[] = [];
@@ -174,7 +189,7 @@ t.test('random frames on many connections: no internal error, every bad connecti
     );
   }
   t.ok(goawayMessages.length > 0, `${goawayMessages.length} of ${CONNECTIONS} connections were ended with a GOAWAY (seed ${seed})`);
-  t.ok(served > 0, `${served} fuzzed requests got through to the endpoint, so the relay past the parser was exercised too`);
+  t.ok(served() > 0, `${served()} fuzzed requests got through to the endpoint, so the relay past the parser was exercised too`);
   t.same(
     goawayMessages.filter((m) => /internal error/.test(m)),
     [],
@@ -315,27 +330,7 @@ function floodFrames(rand: () => number): Buffer {
 }
 
 t.test('control-frame, tiny-frame and stream-error floods: a flooder that never reads is ended, one that reads is ended or served, no internal error, nothing leaks', async (t) => {
-  let served = 0;
-  const backend = http2.createServer();
-  backend.on('stream', (stream) => {
-    served++;
-    stream.on('error', () => undefined);
-    stream.resume();
-    stream.on('end', () => {
-      if (stream.closed) return;
-      stream.respond({ ':status': 200 });
-      stream.end('fine');
-    });
-  });
-  backend.on('session', (s) => s.on('error', () => undefined));
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  const { log, captured } = captureLogger('warn');
-  const { proxy, target } = await startTestProxy(new TestSource([`127.0.0.1:${(backend.address() as AddressInfo).port}`]), {}, log);
-  t.teardown(async () => {
-    await proxy.close();
-    backend.close();
-  });
+  const { proxy, target, captured, served } = await startFuzzedProxy(t, 'after-body');
   const seed = Number(process.env.FUZZ_SEED ?? 20261122);
   const rand = random(seed + 2);
   let deafEnded = 0;
@@ -367,7 +362,7 @@ t.test('control-frame, tiny-frame and stream-error floods: a flooder that never 
   }
   t.ok(deafConnections > 0, `${deafConnections} of ${FLOOD_CONNECTIONS} flooders never read`);
   t.equal(deafEnded, deafConnections, `every flooder that never read was ended by the proxy (seed ${seed})`);
-  t.ok((goawayCodes.get(ERROR_CODE.ENHANCE_YOUR_CALM) ?? 0) > 0, `the floods were ended by their budgets: GOAWAY codes seen ${JSON.stringify([...goawayCodes])}, ${served} requests reached the endpoint`);
+  t.ok((goawayCodes.get(ERROR_CODE.ENHANCE_YOUR_CALM) ?? 0) > 0, `the floods were ended by their budgets: GOAWAY codes seen ${JSON.stringify([...goawayCodes])}, ${served()} requests reached the endpoint`);
   t.same(internalErrors(captured), [], 'no internal error was logged');
   t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
   t.equal(await fetchText(target, '/after-floods'), 'fine', 'a well-behaved app is served after all of it');
