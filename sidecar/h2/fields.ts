@@ -6,11 +6,33 @@
  */
 
 /** Request pseudo-header fields (RFC 9113 8.3.1), as a bit each so duplicates are seen cheaply. */
-const REQUEST_PSEUDO_BIT: Readonly<Record<string, number>> = { ':method': 1, ':scheme': 2, ':authority': 4, ':path': 8 };
 const METHOD_BIT = 1;
 const SCHEME_BIT = 2;
 const AUTHORITY_BIT = 4;
 const PATH_BIT = 8;
+
+/** The bit of a request pseudo-header name, or 0 for a name that is not one. */
+function requestPseudoBit(name: string): number {
+  switch (name) {
+    case ':method':
+      return METHOD_BIT;
+    case ':scheme':
+      return SCHEME_BIT;
+    case ':authority':
+      return AUTHORITY_BIT;
+    case ':path':
+      return PATH_BIT;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * 1 for each char code allowed in a regular field name (RFC 9113 8.2.1): lowercase visible ASCII
+ * other than ':', that is 0x21-0x7e without 0x3a and 'A'-'Z' (0x41-0x5a). One load per char.
+ */
+const NAME_CHAR_OK = new Uint8Array(128);
+for (let c = 0x21; c < 0x7f; c++) NAME_CHAR_OK[c] = c === 0x3a || (c >= 0x41 && c <= 0x5a) ? 0 : 1;
 
 /**
  * Connection-specific fields (RFC 9113 8.2.2): HTTP/2 has no use for them. `te` is allowed only as
@@ -32,7 +54,7 @@ function nameProblem(name: string): string | undefined {
   if (name.length === 0) return 'an empty field name';
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a) || c === 0x3a) {
+    if (c >= 0x80 || NAME_CHAR_OK[c] === 0) {
       return `field name ${JSON.stringify(name)}: only lowercase visible ASCII is allowed (RFC 9113 8.2.1)`;
     }
   }
@@ -43,7 +65,7 @@ function nameProblem(name: string): string | undefined {
 function valueProblem(name: string, value: string): string | undefined {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if (c === 0x00 || c === 0x0a || c === 0x0d) return `field ${name}: its value holds NUL, CR or LF, which are not allowed (RFC 9113 8.2.1)`;
+    if (c <= 0x0d && (c === 0x00 || c === 0x0a || c === 0x0d)) return `field ${name}: its value holds NUL, CR or LF, which are not allowed (RFC 9113 8.2.1)`;
   }
   return undefined;
 }
@@ -66,8 +88,8 @@ export function requestProblem(fields: readonly string[]): string | undefined {
     const name = fields[i]!;
     const value = fields[i + 1]!;
     if (name.charCodeAt(0) === 0x3a) {
-      const bit = REQUEST_PSEUDO_BIT[name];
-      if (bit === undefined) return `pseudo-header ${JSON.stringify(name)} is not allowed in a request; allowed: :method, :scheme, :authority, :path`;
+      const bit = requestPseudoBit(name);
+      if (bit === 0) return `pseudo-header ${JSON.stringify(name)} is not allowed in a request; allowed: :method, :scheme, :authority, :path`;
       if (sawRegular) return `pseudo-header ${name} after a regular field; pseudo-headers come first (RFC 9113 8.3)`;
       if ((seen & bit) !== 0) return `pseudo-header ${name} given twice; each may appear once (RFC 9113 8.3)`;
       seen |= bit;
@@ -92,6 +114,15 @@ export function requestProblem(fields: readonly string[]): string | undefined {
   return undefined;
 }
 
+/** Three digits, the first 1-5: what :status may hold (RFC 9110 15). */
+function isStatusCode(value: string): boolean {
+  if (value.length !== 3) return false;
+  const first = value.charCodeAt(0);
+  const second = value.charCodeAt(1);
+  const third = value.charCodeAt(2);
+  return first >= 0x31 && first <= 0x35 && second >= 0x30 && second <= 0x39 && third >= 0x30 && third <= 0x39;
+}
+
 /** A response's header fields, interim (1xx) or final (RFC 9113 8.3.2). */
 export function responseProblem(fields: readonly string[]): string | undefined {
   let sawStatus = false;
@@ -103,7 +134,7 @@ export function responseProblem(fields: readonly string[]): string | undefined {
       if (i !== 0) return 'pseudo-header :status after another field; it comes first (RFC 9113 8.3)';
       if (sawStatus) return 'pseudo-header :status given twice (RFC 9113 8.3)';
       sawStatus = true;
-      if (!/^[1-5]\d\d$/.test(value)) return `:status "${value}" is not valid; allowed: a three-digit status code 100-599`;
+      if (!isStatusCode(value)) return `:status "${value}" is not valid; allowed: a three-digit status code 100-599`;
       continue;
     }
     const problem = regularFieldProblem(name, value);

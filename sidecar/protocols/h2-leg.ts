@@ -82,8 +82,11 @@ export class H2Leg implements Writable {
     this.flush();
   }
 
-  /** Body bytes from the sender; `flowBytes` includes padding, credited at once. */
-  push(payload: Buffer, flowBytes: number, endStream: boolean): void {
+  /**
+   * Body bytes from the sender; `flowBytes` includes padding, credited at once. `isOwnCopy`: the
+   * payload is already a copy of its own (pins no socket read), so it is queued as it is.
+   */
+  push(payload: Buffer, flowBytes: number, endStream: boolean, isOwnCopy: boolean): void {
     const length = payload.length;
     if (flowBytes > length) this.credit(flowBytes - length);
     if (endStream) this.endReceived = true;
@@ -97,7 +100,7 @@ export class H2Leg implements Writable {
         if (last) this.ended();
         return;
       }
-      if (length < COPY_BELOW_BYTES) this.queueCopy(payload);
+      if (length < COPY_BELOW_BYTES && !isOwnCopy) this.queueCopy(payload);
       else this.queue.push(payload);
       this.queued += length;
     }

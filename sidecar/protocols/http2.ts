@@ -361,7 +361,7 @@ export class Http2Relay implements ProtocolHandler {
         this.closeDownIfDone(ex);
       } else {
         down.writeHeaders(ex.downId, [':status', String(httpStatus), 'content-type', 'text/plain; charset=utf-8'], false);
-        res.push(Buffer.from(`${message}\n`, 'utf8'), 0, true);
+        res.push(Buffer.from(`${message}\n`, 'utf8'), 0, true, true);
       }
     } else if (ex.isGrpc && !res.endSent && res.queued === 0) {
       res.trailers = ['grpc-status', grpcStatus, 'grpc-message', encodeGrpcMessage(message)];
@@ -525,8 +525,13 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       conn.credit(flowBytes);
       return;
     }
-    if (ex.replay !== null) keepForReplay(ex, payload);
-    ex.req.push(payload, flowBytes, endStream);
+    if (ex.replay === null) {
+      ex.req.push(payload, flowBytes, endStream, false);
+      return;
+    }
+    // The copy kept for a retry is also what the leg queues (a request picked during this read waits).
+    const kept = keepForReplay(ex, payload);
+    ex.req.push(kept, flowBytes, endStream, kept !== payload);
   }
 
   reset(conn: AppConnection, streamId: number): void {
@@ -662,7 +667,7 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       this.relay.upstreamReset(ex, ERROR_CODE.PROTOCOL_ERROR);
       return;
     }
-    ex.res.push(payload, flowBytes, endStream);
+    ex.res.push(payload, flowBytes, endStream, false);
     if (endStream) this.relay.responseEnded(ex);
   }
 

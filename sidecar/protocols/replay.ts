@@ -17,15 +17,21 @@ export interface Replayable {
   replayBytes: number;
 }
 
-/** Keeps `chunk` for a retry, or gives up on retrying once the body outgrows the bound. */
-export function keepForReplay(fwd: Replayable, chunk: Buffer): void {
+/**
+ * Keeps `chunk` for a retry, or gives up on retrying once the body outgrows the bound. Returns the
+ * chunk as kept: a small one is a copy of its own, which the caller may queue instead of copying
+ * it again.
+ */
+export function keepForReplay(fwd: Replayable, chunk: Buffer): Buffer {
   const replay = fwd.replay;
   const length = chunk.length;
-  if (replay === null || length === 0) return;
+  if (replay === null || length === 0) return chunk;
   if (fwd.replayBytes + length + (replay.length + 1) * REPLAY_CHUNK_OVERHEAD_BYTES <= MAX_REPLAY_BYTES) {
-    replay.push(length < REPLAY_COPY_BELOW_BYTES ? Buffer.from(chunk) : chunk);
+    const kept = length < REPLAY_COPY_BELOW_BYTES ? Buffer.from(chunk) : chunk;
+    replay.push(kept);
     fwd.replayBytes += length;
-  } else {
-    fwd.replay = null;
+    return kept;
   }
+  fwd.replay = null;
+  return chunk;
 }
