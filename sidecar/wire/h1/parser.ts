@@ -252,45 +252,53 @@ export class H1Parser {
 
   /** Finds the end of a head (an empty line), checking every line ends in CRLF as it goes. */
   private readHead(data: Buffer, start: number): number {
-    let buf = data;
     let from = start;
-    let scanFrom = start;
+    if (this.pending === undefined && this.kind === 'request') {
+      // RFC 9112 section 2.2: empty lines before a request line are ignored.
+      while (from + 1 < data.length && data[from] === CR && data[from + 1] === LF) from += 2;
+      if (from >= data.length) return data.length;
+    }
+    const block = this.scanBlock(data, start, from, HEAD_TEXTS);
+    if (typeof block === 'number') return block;
+    if (!this.parseHead(block.buf, block.from, block.end)) return Number.MAX_SAFE_INTEGER;
+    return block.consumed;
+  }
+
+  /**
+   * Scans the lines of a head or a trailer section from data[from..], after the bytes carried over
+   * from earlier reads, up to the empty line that ends it, checking every line ends in CRLF. Gives
+   * the block, or what the caller returns: data.length while it is incomplete (the rest is carried
+   * over, at most MAX_HEAD_BYTES), or a failure's result.
+   */
+  private scanBlock(data: Buffer, start: number, from: number, texts: BlockTexts): Block | number {
+    let buf = data;
+    let lineStart = from;
     /** Where data[start] is in buf: after the carried-over bytes. */
     let shift = 0;
     if (this.pending !== undefined) {
-      scanFrom = this.pendingScanned;
+      lineStart = this.pendingScanned;
       shift = this.pending.length;
       buf = Buffer.concat([this.pending, data.subarray(start)]);
       from = 0;
-    } else if (this.kind === 'request') {
-      // RFC 9112 section 2.2: empty lines before a request line are ignored.
-      while (from + 1 < data.length && data[from] === CR && data[from + 1] === LF) from += 2;
-      scanFrom = from;
-      if (from >= data.length) return data.length;
     }
-    let lineStart = scanFrom;
     for (;;) {
       const lf = buf.indexOf(LF, lineStart);
-      const limit = from + MAX_HEAD_BYTES;
-      if (lf < 0 || lf >= limit) {
-        if (buf.length - from > MAX_HEAD_BYTES) return this.fail(this.kind === 'request' ? 431 : 502, `the head is larger than ${MAX_HEAD_BYTES} bytes`);
+      if (lf < 0 || lf - from >= MAX_HEAD_BYTES) {
+        if (buf.length - from > MAX_HEAD_BYTES) return this.fail(this.kind === 'request' ? 431 : 502, texts.tooLarge);
         const cr = buf.indexOf(CR, lineStart);
-        if (cr >= 0 && cr < buf.length - 1) return this.fail(400, 'a bare CR in the head (lines must end in CRLF)');
-        if (lineStart === from && this.kind === 'request' && !isMethodSoFar(buf, from)) return this.fail(400, `the request line does not start with a known method; allowed: ${METHODS.join(', ')}`);
+        if (cr >= 0 && cr < buf.length - 1) return this.fail(400, texts.bareCr);
+        if (texts.isHead && lineStart === from && this.kind === 'request' && !isMethodSoFar(buf, from)) return this.fail(400, `the request line does not start with a known method; allowed: ${METHODS.join(', ')}`);
         this.pending = buf === data ? Buffer.from(data.subarray(from)) : buf;
         this.pendingScanned = lineStart - from;
         return data.length;
       }
-      if (lf === lineStart || buf[lf - 1] !== CR) return this.fail(400, 'a line of the head ends in a bare LF (lines must end in CRLF)');
-      if (buf.indexOf(CR, lineStart) !== lf - 1) return this.fail(400, 'a bare CR in the head (lines must end in CRLF)');
+      if (lf === lineStart || buf[lf - 1] !== CR) return this.fail(400, texts.bareLf);
+      if (buf.indexOf(CR, lineStart) !== lf - 1) return this.fail(400, texts.bareCr);
       if (lf === lineStart + 1) {
-        // The empty line: the head is buf[from .. lf].
-        const headEnd = lf + 1;
-        const consumed = buf === data ? headEnd : start + headEnd - shift;
+        const end = lf + 1;
         this.pending = undefined;
         this.pendingScanned = 0;
-        if (!this.parseHead(buf, from, headEnd)) return Number.MAX_SAFE_INTEGER;
-        return consumed;
+        return { buf, from, end, consumed: buf === data ? end : start + end - shift };
       }
       lineStart = lf + 1;
     }
@@ -484,45 +492,48 @@ export class H1Parser {
       this.finish(undefined);
       return start + 2;
     }
-    let buf = data;
-    let from = start;
-    let scanFrom = start;
-    let shift = 0;
-    if (this.pending !== undefined) {
-      scanFrom = this.pendingScanned;
-      shift = this.pending.length;
-      buf = Buffer.concat([this.pending, data.subarray(start)]);
-      from = 0;
+    const block = this.scanBlock(data, start, start, TRAILER_TEXTS);
+    if (typeof block === 'number') return block;
+    const fields: string[] = [];
+    if (block.end - block.from > 2) {
+      const problem = parseFields(block.buf.toString('latin1', block.from, block.end - 2), 0, fields);
+      if (problem !== undefined) return this.fail(problem === TOO_MANY_FIELDS && this.kind === 'request' ? 431 : 400, `trailers: ${problem}`);
     }
-    let lineStart = scanFrom;
-    for (;;) {
-      const lf = buf.indexOf(LF, lineStart);
-      if (lf < 0 || lf - from >= MAX_HEAD_BYTES) {
-        if (buf.length - from > MAX_HEAD_BYTES) return this.fail(this.kind === 'request' ? 431 : 502, `the trailers are larger than ${MAX_HEAD_BYTES} bytes`);
-        const cr = buf.indexOf(CR, lineStart);
-        if (cr >= 0 && cr < buf.length - 1) return this.fail(400, 'a bare CR in the trailers (lines must end in CRLF)');
-        this.pending = buf === data ? Buffer.from(data.subarray(from)) : buf;
-        this.pendingScanned = lineStart - from;
-        return data.length;
-      }
-      if (buf[lf - 1] !== CR || lf === from) return this.fail(400, 'a trailer line ends in a bare LF (lines must end in CRLF)');
-      if (buf.indexOf(CR, lineStart) !== lf - 1) return this.fail(400, 'a bare CR in the trailers (lines must end in CRLF)');
-      if (lf === lineStart + 1) {
-        const consumed = buf === data ? lf + 1 : start + lf + 1 - shift;
-        this.pending = undefined;
-        this.pendingScanned = 0;
-        const fields: string[] = [];
-        if (lf + 1 - from > 2) {
-          const problem = parseFields(buf.toString('latin1', from, lf - 1), 0, fields);
-          if (problem !== undefined) return this.fail(problem === TOO_MANY_FIELDS && this.kind === 'request' ? 431 : 400, `trailers: ${problem}`);
-        }
-        this.finish(fields.length > 0 ? fields : undefined);
-        return consumed;
-      }
-      lineStart = lf + 1;
-    }
+    this.finish(fields.length > 0 ? fields : undefined);
+    return block.consumed;
   }
 }
+
+/** A head or trailer section found by scanBlock: buf[from, end) ends in its empty line. */
+interface Block {
+  buf: Buffer;
+  from: number;
+  end: number;
+  /** Where the caller's data was read up to. */
+  consumed: number;
+}
+
+/** What scanBlock says of the section it scans. */
+interface BlockTexts {
+  isHead: boolean;
+  tooLarge: string;
+  bareCr: string;
+  bareLf: string;
+}
+
+const HEAD_TEXTS: BlockTexts = {
+  isHead: true,
+  tooLarge: `the head is larger than ${MAX_HEAD_BYTES} bytes`,
+  bareCr: 'a bare CR in the head (lines must end in CRLF)',
+  bareLf: 'a line of the head ends in a bare LF (lines must end in CRLF)',
+};
+
+const TRAILER_TEXTS: BlockTexts = {
+  isHead: false,
+  tooLarge: `the trailers are larger than ${MAX_HEAD_BYTES} bytes`,
+  bareCr: 'a bare CR in the trailers (lines must end in CRLF)',
+  bareLf: 'a trailer line ends in a bare LF (lines must end in CRLF)',
+};
 
 // ---------------------------------------------------------------- start lines and fields
 
