@@ -6,11 +6,11 @@ import { ENV, MAX_SLOW_START_MS, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TO
 import { LOG_LEVELS } from '../src/common/logger.js';
 import type { LevelWithSilent } from 'pino';
 import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/values.js';
-import { isPolicyName, policyNames } from './balancer/policy.js';
-import { DEFAULT_POLICY, DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balancer/setup.js';
+import { isPolicyName, policyNames } from './balance/policy.js';
+import { DEFAULT_POLICY, DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balance/setup.js';
 import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
 import type { DiscoveryOptions } from './discovery/options.js';
-import { DETECT_TIMEOUT_MS } from './intercept/detect.js';
+import { DETECT_TIMEOUT_MS } from './accept/detect.js';
 import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
 import { DEFAULT_HTTP1_HEADER_TIMEOUT_MS, DEFAULT_HTTP1_IDLE_TIMEOUT_MS } from './protocols/http1.js';
 import { DEFAULT_H2_IDLE_TIMEOUT_MS } from './protocols/http2.js';

@@ -1,4 +1,4 @@
-import type { TargetRegistry } from '../balancer/target-registry.js';
+import type { TargetRegistry } from '../route/target-registry.js';
 
 /**
  * The live endpoint table for /debug/endpoints: per target, per endpoint its state, in-flight,

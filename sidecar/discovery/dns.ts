@@ -1,7 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import type { Logger } from '../../src/common/logger.js';
 import type { HostPort } from '../../src/common/values.js';
-import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority } from '../target/authority.js';
+import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority } from '../route/authority.js';
 import { EndpointSet, makeEndpoint } from './endpoint-set.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';
 

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import type { V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { Logger } from '../../src/common/logger.js';
-import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../target/authority.js';
-import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../target/service-port.js';
+import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../route/authority.js';
+import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../route/service-port.js';
 import { EndpointSet } from './endpoint-set.js';
 import { endpointsFromSlices } from './endpoint-slices.js';
 import { KubeClient, type KubeEndpoint } from './kube-client.js';

@@ -1,6 +1,6 @@
 import type { Logger } from '../../src/common/logger.js';
 import { formatHostPort, HOST_PORT_ALLOWED, parseHostPort } from '../../src/common/values.js';
-import { DEFAULT_HTTP_PORT, parseServiceHost, serviceAuthorityForms, splitAuthority } from '../target/authority.js';
+import { DEFAULT_HTTP_PORT, parseServiceHost, serviceAuthorityForms, splitAuthority } from '../route/authority.js';
 import { EndpointSet } from './endpoint-set.js';
 import { describeJson, parseEndpointList } from './host-port-list.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';

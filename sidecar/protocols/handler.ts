@@ -2,8 +2,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../src/common/logger.js';
 import type { HostPort } from '../../src/common/values.js';
 import type { ProxyMetrics } from '../admin/metrics.js';
-import type { TargetRegistry } from '../balancer/target-registry.js';
-import type { ConnectionContext } from './connection-context.js';
+import type { TargetRegistry } from '../route/target-registry.js';
+import type { ConnectionContext } from '../accept/connection-context.js';
 
 /**
  * One protocol's relay: takes an accepted app connection whose first bytes were sniffed (and put

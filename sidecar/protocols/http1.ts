@@ -1,9 +1,9 @@
 import net, { type Socket } from 'node:net';
 import { NoEndpointsError } from '../../src/common/errors.js';
 import { PROTOCOL_INDEX } from '../admin/metrics.js';
-import type { EndpointStats } from '../balancer/endpoint-stats.js';
-import { OUTCOME, type Outcome, type TargetBalancer } from '../balancer/target-balancer.js';
-import type { RouteResult } from '../balancer/target-registry.js';
+import type { EndpointStats } from '../balance/endpoint-stats.js';
+import { OUTCOME, type Outcome, type TargetBalancer } from '../balance/target-balancer.js';
+import type { RouteResult } from '../route/target-registry.js';
 import { H1AppConnection, hasRequestBody, type H1AppExchange, type H1RequestHandler } from '../wire/h1/app-connection.js';
 import { FRAMING, type H1Head } from '../wire/h1/parser.js';
 import {
@@ -18,10 +18,10 @@ import {
   serializeUpgradeHead,
 } from '../wire/h1/serializer.js';
 import type { H1UpstreamConnection, UpstreamUser } from '../wire/h1/upstream-connection.js';
-import type { ConnectionContext } from './connection-context.js';
-import { isEndpointFailure } from './grpc-status.js';
+import type { ConnectionContext } from '../accept/connection-context.js';
+import { isEndpointFailure } from '../request/grpc-status.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
-import { MAX_REPLAY_BYTES } from './replay.js';
+import { MAX_REPLAY_BYTES } from '../request/replay.js';
 
 /**
  * A request head (request line and headers) must be complete this long after its first byte, or it

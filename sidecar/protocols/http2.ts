@@ -1,18 +1,18 @@
 import type { Socket } from 'node:net';
 import { NoEndpointsError } from '../../src/common/errors.js';
 import { PROTOCOL_INDEX } from '../admin/metrics.js';
-import type { EndpointStats } from '../balancer/endpoint-stats.js';
-import { OUTCOME, type Outcome, type TargetBalancer } from '../balancer/target-balancer.js';
-import type { RouteResult } from '../balancer/target-registry.js';
-import { H2Connection, H2ProtocolError, MAX_HEADER_LIST_BYTES, type StreamEvents } from '../h2/connection.js';
-import { requestProblem, responseProblem, trailersProblem } from '../h2/fields.js';
-import { ERROR_CODE, MAX_WINDOW_BYTES, errorCodeName } from '../h2/frame.js';
+import type { EndpointStats } from '../balance/endpoint-stats.js';
+import { OUTCOME, type Outcome, type TargetBalancer } from '../balance/target-balancer.js';
+import type { RouteResult } from '../route/target-registry.js';
+import { H2Connection, H2ProtocolError, MAX_HEADER_LIST_BYTES, type StreamEvents } from '../wire/h2/connection.js';
+import { requestProblem, responseProblem, trailersProblem } from '../wire/h2/fields.js';
+import { ERROR_CODE, MAX_WINDOW_BYTES, errorCodeName } from '../wire/h2/frame.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES, type UpstreamConnection, type UpstreamLink } from '../upstream/h2-pool.js';
-import type { ConnectionContext } from './connection-context.js';
-import { GRPC_STATUS, encodeGrpcMessage, isEndpointFailure, parseGrpcTimeoutMs } from './grpc-status.js';
-import { H2Leg, type LegOwner } from './h2-leg.js';
+import type { ConnectionContext } from '../accept/connection-context.js';
+import { GRPC_STATUS, encodeGrpcMessage, isEndpointFailure, parseGrpcTimeoutMs } from '../request/grpc-status.js';
+import { H2Leg, type LegOwner } from '../wire/h2/leg.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
-import { keepForReplay } from './replay.js';
+import { keepForReplay } from '../request/replay.js';
 
 /** Streams one app connection may have open at once. */
 const DOWNSTREAM_MAX_STREAMS = 1000;

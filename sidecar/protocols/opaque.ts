@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../../src/common/values.js';
-import type { ConnectionContext } from './connection-context.js';
+import type { ConnectionContext } from '../accept/connection-context.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
 
 /**

@@ -2,8 +2,8 @@ import net from 'node:net';
 import type { Logger } from '../../src/common/logger.js';
 import { MeshletError } from '../../src/common/errors.js';
 import type { Endpoint } from '../discovery/endpoint-set.js';
-import { H2Connection, type StreamEvents } from '../h2/connection.js';
-import { MAX_STREAM_ID } from '../h2/frame.js';
+import { H2Connection, type StreamEvents } from '../wire/h2/connection.js';
+import { MAX_STREAM_ID } from '../wire/h2/frame.js';
 
 /** Never put more than this many streams on one upstream connection, whatever the peer allows. */
 const MAX_STREAMS_PER_CONNECTION = 1000;

@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_POLICY } from '../../sidecar/balancer/setup.js';
+import { DEFAULT_POLICY } from '../../sidecar/balance/setup.js';
 import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
 import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
 import {

@@ -25,7 +25,7 @@ import { KubernetesSource } from '../../sidecar/discovery/kubernetes.js';
 import { loadKubeConfig } from '../../sidecar/discovery/kube-config.js';
 import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
 import { endpointSliceObject, KubeApiServer, serviceObject } from '../helpers/kube-api.js';
-import { driveTraffic, startBackends, startProxyProcess } from '../discovery/traffic-kit.js';
+import { driveTraffic, startBackends, startProxyProcess } from '../helpers/traffic-kit.js';
 
 const FOOTPRINT_REQUESTS = 50;
 const FIXED_RATE_RPS = 1000;

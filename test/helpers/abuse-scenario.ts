@@ -9,7 +9,7 @@ import { F, FrameReader, PREFACE, T, frame, literalBlock, settingsFrame, u32 } f
 /**
  * One abusive app against `meshlet proxy` run as a real child process (so its memory is its own),
  * with two loopback HTTP/2 backends and a well-behaved client on another connection. Shared by
- * test/sidecar/h2-abuse.test.ts (which asserts) and test/bench/abuse.bench.ts (which prints).
+ * test/sidecar/protocols/h2-abuse.test.ts (which asserts) and test/bench/abuse.bench.ts (which prints).
  */
 
 /** The well-behaved client sends one request this often while an attack runs. */

@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 
 /**
- * The balance-quality scenarios of issue 11, shared by test/sidecar/balance-scenarios.test.ts
+ * The balance-quality scenarios of issue 11, shared by test/sidecar/balance/scenarios.test.ts
  * (asserts the default policy's goals through the in-process proxy) and
  * test/bench/balance.bench.ts (prints every policy and HAProxy side by side): real HTTP/1.1 and
  * HTTP/2 backends on loopback whose every answer the scenario decides, a client that records

@@ -10,7 +10,7 @@ import { readKubeFixture, readKubeFixtureLines } from './kube-fixtures.js';
 /**
  * A real HTTP server on loopback that speaks the kube-apiserver's list, get and watch protocol, so
  * real clients do the talking in tests: the sidecar's own KubeClient, and @kubernetes/client-node
- * (diagnose, and test/discovery/kube-api.test.ts). It also answers SubjectAccessReviews from its
+ * (diagnose, and test/sidecar/discovery/kube-api.test.ts). It also answers SubjectAccessReviews from its
  * forbid rules. It starts from the responses recorded from a real kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
  * test change objects (every change is streamed to open watches as the apiserver would), close watch
  * streams, expire resource versions (410), go down and come back, refuse with 403, require a token,

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createEchoClient, startEchoBackend, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
-import { TestSource, startTestProxy } from './proxy-harness.js';
+import { TestSource, startTestProxy } from '../helpers/proxy-harness.js';
 
 /**
  * Without native sidecars the app and the proxy get SIGTERM together. An app with no connection

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { ConnectionContext } from '../../protocols/connection-context.js';
+import type { ConnectionContext } from '../../accept/connection-context.js';
 import { FRAMING, H1Parser, type H1Head, type H1ParserEvents } from './parser.js';
 import { CLOSE_LINES, serializeReply } from './serializer.js';
 

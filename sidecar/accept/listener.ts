@@ -1,0 +1,97 @@
+import { EventEmitter } from 'node:events';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Logger } from '../../src/common/logger.js';
+import { formatHostPort, type HostPort } from '../../src/common/values.js';
+import type { ProxyMetrics } from '../admin/metrics.js';
+import type { ConnectionContext } from './connection-context.js';
+import type { ProtocolHandler } from '../protocols/handler.js';
+import { detectProtocol, type DetectedProtocol } from './detect.js';
+
+export interface ListenerOptions {
+  listen: HostPort;
+  detectTimeoutMs: number;
+  /** In-Pod mode: where each redirected connection was headed (undefined when unknown). */
+  readOriginalDst?: (socket: Socket) => HostPort | undefined;
+}
+
+export type RelaySet = Record<Exclude<DetectedProtocol, 'closed'>, ProtocolHandler>;
+
+/**
+ * Accepts the app's connections (redirected ones in a Pod, or direct ones in standalone mode),
+ * sniffs each one's protocol and hands it to that protocol's relay. Emits 'idle' whenever the
+ * last open connection closes and 'busy' when one opens while none was (shutdown watches both).
+ */
+export class ProxyListener extends EventEmitter {
+  private readonly server: net.Server;
+  private readonly connections = new Set<Socket>();
+  private nextConnId = 1;
+
+  constructor(
+    private readonly options: ListenerOptions,
+    private readonly relays: RelaySet,
+    private readonly metrics: ProxyMetrics,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
+  }
+
+  get openConnections(): number {
+    return this.connections.size;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    const { host, port } = this.options.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops accepting; open connections keep being served. */
+  async stopAccepting(): Promise<void> {
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Ends every open connection at once (after the grace period). */
+  destroyAll(): void {
+    for (const socket of this.connections) socket.destroy();
+  }
+
+  private accept(socket: Socket): void {
+    const connId = this.nextConnId++;
+    this.connections.add(socket);
+    if (this.connections.size === 1) this.emit('busy');
+    socket.on('error', (err) => this.log.debug({ connId, err }, 'app connection error'));
+    const originalDst = this.options.readOriginalDst?.(socket);
+    const ctx: ConnectionContext = {
+      connId,
+      originalDst,
+      dstKey: originalDst ? formatHostPort(originalDst.host, originalDst.port) : '',
+      routes: new Map(),
+    };
+    let protocol: DetectedProtocol | 'detecting' = 'detecting';
+    socket.once('close', () => {
+      this.connections.delete(socket);
+      if (protocol !== 'detecting' && protocol !== 'closed') this.metrics.connectionClosed(protocol);
+      if (this.connections.size === 0) this.emit('idle');
+    });
+    detectProtocol(socket, this.options.detectTimeoutMs).then((detected) => {
+      if (socket.destroyed) return;
+      protocol = detected;
+      if (detected === 'closed') {
+        socket.destroy();
+        return;
+      }
+      this.metrics.connectionOpened(detected);
+      this.log.debug({ connId, protocol: detected, originalDst: ctx.dstKey || undefined }, 'app connection');
+      this.relays[detected].handle(socket, ctx);
+    });
+  }
+}
