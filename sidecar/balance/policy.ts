@@ -63,7 +63,7 @@ export function isPolicyName(name: string): name is LbPolicyName {
 /** A fresh policy instance (policies keep per-target state such as a round-robin cursor). */
 export function createPolicy(name: string, options: PolicyOptions): Policy {
   const factory = registry.get(name as LbPolicyName);
-  if (!factory) throw new Error(`unknown load-balancing policy "${name}"; allowed: ${policyNames().join(', ')}`);
+  if (!factory) throw new Error(`load-balancing policy "${name}" is not valid; allowed: ${policyNames().join(', ')}`);
   return factory(options);
 }
 
