@@ -171,6 +171,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
       problems.push(() => `--debug-admin: "${debugRaw}" is not valid; allowed: a loopback address (127.0.0.1, ::1 or localhost) with a port, or "off" — the endpoint table reveals internals`);
     }
   }
+  // A bad policy or level is reported below and collectProblems throws: the fallbacks only keep the types.
   const lbPolicyText = text('lb-policy') ?? DEFAULT_LB_POLICY;
   const lbPolicy = isPolicyName(lbPolicyText) ? lbPolicyText : DEFAULT_LB_POLICY;
   if (!isPolicyName(lbPolicyText)) problems.push(() => `--lb-policy: "${lbPolicyText}" is not valid; allowed: ${policyNames().join(', ')}`);
