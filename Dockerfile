@@ -27,7 +27,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/build/Release/meshlet_original_dst.node ./build/Release/meshlet_original_dst.node
-# 2102 is PROXY_UID (src/common/constants.ts): the UID meshlet init exempts from redirection.
+# 2102 is PROXY_UID (src/common/contract.ts): the UID meshlet init exempts from redirection.
 # The init container overrides it with runAsUser 0 to get NET_ADMIN.
 USER 2102:2102
 ENTRYPOINT ["node", "/app/bin/meshlet.js"]

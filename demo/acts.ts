@@ -1,3 +1,4 @@
+import { DEFAULT_LB_POLICY, LB_POLICY } from '../src/common/contract.js';
 import { analyseShares, formatMs, formatPercent, type EndpointTraffic, type ShareAnalysis } from '../src/diagnose/shares.js';
 import { createEchoClient, startEchoBackend, unaryCall, waitForReady, type EchoBackend } from '../test/helpers/grpc-echo.js';
 import { renderChart, type ChartRow } from './chart.js';
@@ -169,7 +170,7 @@ async function actConnectionBalancing(ctx: DemoContext, stage: Stage, cleanups: 
 }
 
 async function actMeshlet(ctx: DemoContext, stage: Stage, load: LoadGenerator, proxy: RunningProxy): Promise<ActResult> {
-  heading(ctx, 2, 'the same client through meshlet proxy', `The client still opens one connection, now to meshlet proxy (${proxy.address}), which balances every request (policy peak-ewma).`);
+  heading(ctx, 2, 'the same client through meshlet proxy', `The client still opens one connection, now to meshlet proxy (${proxy.address}), which balances every request (policy ${DEFAULT_LB_POLICY}).`);
   const window = await watch(ctx, load, stage, ctx.durations.meshlet);
   const analysis = analyseShares(trafficOf(window, stage.backends));
   return conclude(
@@ -225,7 +226,7 @@ async function actScaleUp(ctx: DemoContext, stage: Stage, load: LoadGenerator, p
 
 async function actSlowBackend(ctx: DemoContext, stage: Stage, load: LoadGenerator, before: ActResult): Promise<ActResult> {
   const slow = stage.backends[1]!;
-  heading(ctx, 4, `${slow.name} turns slow`, `${slow.name} now adds ${SLOW_DELAY_MS} ms to every reply; peak-ewma sees its latency and sends it less.`);
+  heading(ctx, 4, `${slow.name} turns slow`, `${slow.name} now adds ${SLOW_DELAY_MS} ms to every reply; ${LB_POLICY.peakEwma} sees its latency and sends it less.`);
   slow.extraDelayMs = SLOW_DELAY_MS;
   stage.notes.set(slow.name, `slow +${SLOW_DELAY_MS} ms`);
   const window = await watch(ctx, load, stage, ctx.durations.slow);

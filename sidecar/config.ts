@@ -2,12 +2,25 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { collectProblems, type CommandSpec, type FlagValue } from '../src/common/config.js';
-import { ENV, MAX_SLOW_START_MS, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TOKEN_DIR } from '../src/common/constants.js';
-import { LOG_LEVELS } from '../src/common/logger.js';
-import type { LevelWithSilent } from 'pino';
+import {
+  ADMIN_PATH,
+  DEFAULT_LB_POLICY,
+  DEFAULT_LOG_LEVEL,
+  ENV,
+  LB_POLICIES,
+  LB_POLICY,
+  LOG_LEVELS,
+  MAX_SLOW_START_MS,
+  PROXY_ADMIN_PORT,
+  PROXY_DEBUG_PORT,
+  PROXY_OUTBOUND_PORT,
+  PROXY_TOKEN_DIR,
+  type LbPolicyName,
+  type LogLevel,
+} from '../src/common/contract.js';
 import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/values.js';
 import { isPolicyName, policyNames } from './balance/policy.js';
-import { DEFAULT_POLICY, DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balance/setup.js';
+import { DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balance/setup.js';
 import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
 import type { DiscoveryOptions } from './discovery/options.js';
 import { DETECT_TIMEOUT_MS } from './accept/detect.js';
@@ -16,7 +29,7 @@ import { DEFAULT_HTTP1_HEADER_TIMEOUT_MS, DEFAULT_HTTP1_IDLE_TIMEOUT_MS } from '
 import { DEFAULT_H2_IDLE_TIMEOUT_MS } from './protocols/http2.js';
 
 /** Where the debug endpoint table listens unless told otherwise: loopback only, always. */
-export const DEFAULT_DEBUG_ADMIN = '127.0.0.1:15091';
+export const DEFAULT_DEBUG_ADMIN = `127.0.0.1:${PROXY_DEBUG_PORT}`;
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 export const DEFAULT_SHUTDOWN_QUIET_MS = 1_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
@@ -36,18 +49,18 @@ export const PROXY_COMMAND: CommandSpec = {
     'token-file': { type: 'string', placeholder: 'FILE', env: ENV.tokenFile, description: `The proxy's projected service-account token (in-cluster mode when it exists; default ${PROXY_TOKEN_DIR}/token)` },
     namespace: { type: 'string', placeholder: 'NS', env: ENV.podNamespace, default: 'default', description: 'Namespace short Service names resolve in' },
     'cluster-domain': { type: 'string', placeholder: 'DOMAIN', env: ENV.clusterDomain, default: 'cluster.local', description: 'The cluster DNS domain' },
-    'lb-policy': { type: 'string', placeholder: 'POLICY', env: ENV.lbPolicy, default: DEFAULT_POLICY, description: 'round-robin, least-request or peak-ewma' },
+    'lb-policy': { type: 'string', placeholder: 'POLICY', env: ENV.lbPolicy, default: DEFAULT_LB_POLICY, description: LB_POLICIES.join(', ') },
     'slow-start-ms': {
       type: 'string',
       placeholder: 'MS',
       env: ENV.slowStartMs,
       default: String(DEFAULT_SLOW_START_MS),
-      description: 'peak-ewma: an endpoint that joins a target in use ramps up to its full share over this long (ended early once as fast as its peers); 0 turns slow start off',
+      description: `${LB_POLICY.peakEwma}: an endpoint that joins a target in use ramps up to its full share over this long (ended early once as fast as its peers); 0 turns slow start off`,
     },
-    admin: { type: 'string', placeholder: 'HOST:PORT', env: ENV.admin, default: `0.0.0.0:${PROXY_ADMIN_PORT}`, description: '/ready, /live and /metrics' },
+    admin: { type: 'string', placeholder: 'HOST:PORT', env: ENV.admin, default: `0.0.0.0:${PROXY_ADMIN_PORT}`, description: Object.values(ADMIN_PATH).join(', ') },
     'debug-admin': { type: 'string', placeholder: 'HOST:PORT|off', env: 'MESHLET_DEBUG_ADMIN', default: DEFAULT_DEBUG_ADMIN, description: 'The debug endpoint table (/debug/endpoints); loopback addresses only' },
     'opaque-to': { type: 'string', placeholder: 'HOST:PORT', env: 'MESHLET_OPAQUE_TO', description: 'Standalone mode: forward non-HTTP connections here (they have no original destination; without it they are closed)' },
-    'log-level': { type: 'string', placeholder: 'LEVEL', env: ENV.logLevel, default: 'info', description: LOG_LEVELS.join(', ') },
+    'log-level': { type: 'string', placeholder: 'LEVEL', env: ENV.logLevel, default: DEFAULT_LOG_LEVEL, description: LOG_LEVELS.join(', ') },
     'detect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_DETECT_TIMEOUT_MS', default: String(DETECT_TIMEOUT_MS), description: 'A client silent this long is treated as opaque (server-speaks-first protocols)' },
     'connect-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_CONNECT_TIMEOUT_MS', default: String(DEFAULT_CONNECT_TIMEOUT_MS), description: 'Give up connecting to an endpoint after this long' },
     'upstream-ping-ms': {
@@ -93,9 +106,9 @@ export interface ProxyConfig {
   admin: HostPort;
   /** undefined: debug table disabled ("off"). */
   debugAdmin: HostPort | undefined;
-  lbPolicy: string;
+  lbPolicy: LbPolicyName;
   slowStartMs: number;
-  logLevel: LevelWithSilent;
+  logLevel: LogLevel;
   opaqueTo: HostPort | undefined;
   detectTimeoutMs: number;
   connectTimeoutMs: number;
@@ -158,11 +171,14 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
       problems.push(() => `--debug-admin: "${debugRaw}" is not valid; allowed: a loopback address (127.0.0.1, ::1 or localhost) with a port, or "off" — the endpoint table reveals internals`);
     }
   }
-  const lbPolicy = text('lb-policy') ?? DEFAULT_POLICY;
-  if (!isPolicyName(lbPolicy)) problems.push(() => `--lb-policy: "${lbPolicy}" is not valid; allowed: ${policyNames().join(', ')}`);
+  // A bad policy or level is reported below and collectProblems throws: the fallbacks only keep the types.
+  const lbPolicyText = text('lb-policy') ?? DEFAULT_LB_POLICY;
+  const lbPolicy = isPolicyName(lbPolicyText) ? lbPolicyText : DEFAULT_LB_POLICY;
+  if (!isPolicyName(lbPolicyText)) problems.push(() => `--lb-policy: "${lbPolicyText}" is not valid; allowed: ${policyNames().join(', ')}`);
   const slowStartMs = integer('slow-start-ms', 0, MAX_SLOW_START_MS);
-  const logLevel = (text('log-level') ?? 'info') as LevelWithSilent;
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(() => `--log-level: "${logLevel}" is not valid; allowed: ${LOG_LEVELS.join(', ')}`);
+  const logLevelText = text('log-level') ?? DEFAULT_LOG_LEVEL;
+  const logLevel = LOG_LEVELS.find((level) => level === logLevelText) ?? DEFAULT_LOG_LEVEL;
+  if (logLevel !== logLevelText) problems.push(() => `--log-level: "${logLevelText}" is not valid; allowed: ${LOG_LEVELS.join(', ')}`);
   const opaqueTo = hostPort('opaque-to');
   const detectTimeoutMs = integer('detect-timeout-ms', 1, 60_000);
   const connectTimeoutMs = integer('connect-timeout-ms', 1, 120_000);

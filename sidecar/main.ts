@@ -1,5 +1,6 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type { CommandSpec, ParsedCommand } from '../src/common/config.js';
+import { ADMIN_PATH } from '../src/common/contract.js';
 import { createLogger, type Logger } from '../src/common/logger.js';
 import type { HostPort } from '../src/common/values.js';
 import { AdminServer } from './admin/server.js';
@@ -73,9 +74,9 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
   const admin = new AdminServer(
     config.admin,
     {
-      '/live': () => ({ status: 200, contentType: 'text/plain', body: 'live\n' }),
-      '/ready': () => ({ status: 200, contentType: 'text/plain', body: shuttingDown ? 'ready (shutting down, still serving)\n' : 'ready\n' }),
-      '/metrics': () => ({
+      [ADMIN_PATH.live]: () => ({ status: 200, contentType: 'text/plain', body: 'live\n' }),
+      [ADMIN_PATH.ready]: () => ({ status: 200, contentType: 'text/plain', body: shuttingDown ? 'ready (shutting down, still serving)\n' : 'ready\n' }),
+      [ADMIN_PATH.metrics]: () => ({
         status: 200,
         contentType: 'text/plain; version=0.0.4; charset=utf-8',
         body: metrics.render({

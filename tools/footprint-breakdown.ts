@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PROXY_NODE_OPTIONS } from '../src/common/constants.js';
+import { PROXY_NODE_OPTIONS } from '../src/common/contract.js';
 import { KubeApiServer, endpointSliceObject, serviceObject } from '../test/helpers/kube-api.js';
 import { REPO_ROOT } from './meshlet-process.js';
 

@@ -1,4 +1,4 @@
-import { METRICS } from './metric-names.js';
+import { METRICS } from '../../src/common/contract.js';
 
 /** Upper bounds (seconds) of the request-duration histogram buckets. */
 export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;

@@ -1,10 +1,11 @@
+import { LB_POLICY } from '../../src/common/contract.js';
 import type { EndpointStats } from './endpoint-stats.js';
 import type { PickLog } from './pick-log.js';
 import { twoRandomIndexes, type Policy } from './policy.js';
 
 /** Power of two choices on requests in flight. */
 export class LeastRequestPolicy implements Policy {
-  readonly name = 'least-request';
+  readonly name = LB_POLICY.leastRequest;
 
   constructor(private readonly random: () => number = Math.random) {}
 

@@ -1,3 +1,4 @@
+import { LB_POLICY } from '../../src/common/contract.js';
 import { LATENCY_FLOOR_MS, type EndpointStats } from './endpoint-stats.js';
 import type { PickLog, WeightParts } from './pick-log.js';
 import type { EndpointScore, Policy, PolicyOptions } from './policy.js';
@@ -77,7 +78,7 @@ interface RampState {
  * endpoints take turns exactly, long streams spread by in-flight.
  */
 export class PeakEwmaPolicy implements Policy {
-  readonly name = 'peak-ewma';
+  readonly name = LB_POLICY.peakEwma;
   private readonly credit = new Map<EndpointStats, number>();
   private readonly ramps = new Map<EndpointStats, RampState>();
   /** The latency that still counts as equal to the fastest, as of the last pick (ms). */

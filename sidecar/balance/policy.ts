@@ -1,3 +1,4 @@
+import type { LbPolicyName } from '../../src/common/contract.js';
 import type { EndpointStats } from './endpoint-stats.js';
 import type { PickLog } from './pick-log.js';
 
@@ -34,7 +35,8 @@ export interface EndpointScore {
  * (ready and not ejected, never empty) and records the choice it made in `log` for the debug view.
  */
 export interface Policy {
-  readonly name: string;
+  /** The name it is selected by (LB_POLICY in the contract), shown in the pick log and the debug view. */
+  readonly name: LbPolicyName;
   pick(candidates: readonly EndpointStats[], now: number, log: PickLog): EndpointStats;
   /** The parts of the endpoint's weight, for policies that weigh endpoints. */
   score?(stats: EndpointStats): EndpointScore;
@@ -42,25 +44,26 @@ export interface Policy {
 
 export type PolicyFactory = (options: PolicyOptions) => Policy;
 
-const registry = new Map<string, PolicyFactory>();
+const registry = new Map<LbPolicyName, PolicyFactory>();
 
-/** Makes a policy selectable by name (`--lb-policy`, `meshlet.dev/lb-policy`). */
-export function registerPolicy(name: string, factory: PolicyFactory): void {
+/** Makes a policy selectable by its contract name (`--lb-policy`, `meshlet.dev/lb-policy`). */
+export function registerPolicy(name: LbPolicyName, factory: PolicyFactory): void {
   registry.set(name, factory);
 }
 
-export function policyNames(): string[] {
+/** The registered policies, in the order they were registered. */
+export function policyNames(): LbPolicyName[] {
   return [...registry.keys()];
 }
 
-export function isPolicyName(name: string): boolean {
-  return registry.has(name);
+export function isPolicyName(name: string): name is LbPolicyName {
+  return registry.has(name as LbPolicyName);
 }
 
 /** A fresh policy instance (policies keep per-target state such as a round-robin cursor). */
 export function createPolicy(name: string, options: PolicyOptions): Policy {
-  const factory = registry.get(name);
-  if (!factory) throw new Error(`unknown load-balancing policy "${name}"; allowed: ${policyNames().join(', ')}`);
+  const factory = registry.get(name as LbPolicyName);
+  if (!factory) throw new Error(`load-balancing policy "${name}" is not valid; allowed: ${policyNames().join(', ')}`);
   return factory(options);
 }
 

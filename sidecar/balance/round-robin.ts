@@ -1,10 +1,11 @@
+import { LB_POLICY } from '../../src/common/contract.js';
 import type { EndpointStats } from './endpoint-stats.js';
 import type { PickLog } from './pick-log.js';
 import type { Policy } from './policy.js';
 
 /** Each candidate in turn. */
 export class RoundRobinPolicy implements Policy {
-  readonly name = 'round-robin';
+  readonly name = LB_POLICY.roundRobin;
   private cursor = 0;
 
   pick(candidates: readonly EndpointStats[], _now: number, log: PickLog): EndpointStats {

@@ -1,5 +1,5 @@
 import { collectProblems, type CommandSpec, type ParsedCommand } from '../../src/common/config.js';
-import { PROXY_OUTBOUND_PORT, PROXY_UID } from '../../src/common/constants.js';
+import { PROXY_OUTBOUND_PORT, PROXY_UID } from '../../src/common/contract.js';
 import { createLogger } from '../../src/common/logger.js';
 import {
   CIDR_LIST_ALLOWED,

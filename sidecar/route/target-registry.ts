@@ -1,3 +1,4 @@
+import { LB_POLICY, type LbPolicyName } from '../../src/common/contract.js';
 import type { Logger } from '../../src/common/logger.js';
 import type { ProxyMetrics } from '../admin/metrics.js';
 import { EndpointSet, makeEndpoint } from '../discovery/endpoint-set.js';
@@ -41,7 +42,7 @@ export class TargetRegistry {
 
   constructor(
     private readonly source: EndpointSource,
-    private readonly policyName: string,
+    private readonly policyName: LbPolicyName,
     private readonly options: BalancerOptions,
     private readonly metrics: ProxyMetrics,
     private readonly log: Logger,
@@ -140,7 +141,7 @@ export class TargetRegistry {
         stale: false,
         subscribe: () => () => undefined,
       };
-      balancer = new TargetBalancer(target, createPolicy('round-robin', { slowStartMs: 0 }), this.options, this.metrics, this.log.child({ target: PASSTHROUGH_TARGET }));
+      balancer = new TargetBalancer(target, createPolicy(LB_POLICY.roundRobin, { slowStartMs: 0 }), this.options, this.metrics, this.log.child({ target: PASSTHROUGH_TARGET }));
       balancer.isPassthrough = true;
       this.passthroughs.set(ctx.dstKey, balancer);
     }

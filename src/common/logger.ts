@@ -1,8 +1,7 @@
 import { pino, destination, stdTimeFunctions, type Logger, type DestinationStream, type LevelWithSilent } from 'pino';
+import { DEFAULT_LOG_LEVEL } from './contract.js';
 
 export type { Logger };
-
-export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Keys whose values never reach a log line. */
 const REDACT_PATHS = [
@@ -30,7 +29,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
-      level: options.level ?? 'info',
+      level: options.level ?? DEFAULT_LOG_LEVEL,
       base: { ...options.base },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: stdTimeFunctions.isoTime,

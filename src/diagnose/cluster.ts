@@ -1,5 +1,5 @@
 import { AuthorizationV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, type V1Namespace, type V1Pod, type V1Service } from '@kubernetes/client-node';
-import { PROXY_ADMIN_PORT } from '../common/constants.js';
+import { ADMIN_PATH, PROXY_ADMIN_PORT } from '../common/contract.js';
 import { MeshletError } from '../common/errors.js';
 
 /** How long one API request may take before diagnose gives up on it. */
@@ -124,8 +124,9 @@ export function connectCluster(kubeconfig: string | undefined): ClusterReader {
         return undefined;
       }
     },
+    // The client joins `path` after ".../proxy/", so it goes without its leading slash.
     sidecarMetrics: (namespace, pod, timeoutMs) =>
-      call(`metrics of ${namespace}/${pod}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${pod}:${PROXY_ADMIN_PORT}`, namespace, path: 'metrics' }), timeoutMs),
+      call(`metrics of ${namespace}/${pod}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${pod}:${PROXY_ADMIN_PORT}`, namespace, path: ADMIN_PATH.metrics.slice(1) }), timeoutMs),
   };
 }
 

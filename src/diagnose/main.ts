@@ -1,4 +1,5 @@
 import { collectProblems, type CommandSpec, type ParsedCommand } from '../common/config.js';
+import { ADMIN_PATH, PROXY_ADMIN_PORT } from '../common/contract.js';
 import { connectCluster } from './cluster.js';
 import { diagnoseService } from './diagnose.js';
 import { diagnosisJson, EXIT_CODES, formatDiagnosis } from './report.js';
@@ -24,7 +25,7 @@ export const command: CommandSpec = {
   },
   details: `
 Reads the Service, its EndpointSlices and the Pods of the client namespaces; reads each meshed Pod's
-sidecar /metrics (port 15090) twice through the API server's pod proxy, WINDOW apart; and judges the
+sidecar ${ADMIN_PATH.metrics} (port ${PROXY_ADMIN_PORT}) twice through the API server's pod proxy, WINDOW apart; and judges the
 per-endpoint share of requests to the Service over that window. Asks the API server (SubjectAccessReview)
 whether each caller service account's sidecars may list and watch the Services and EndpointSlices they
 need, and prints the kubectl command for any missing binding.

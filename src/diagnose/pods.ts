@@ -1,6 +1,5 @@
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
-import { PROXY_CONTAINER_NAME } from '../common/constants.js';
-import { ANNOTATION, INJECT_ENABLED, NAMESPACE_INJECTION_LABEL, STATUS_INJECTED } from '../inject/annotations.js';
+import { ANNOTATION, INJECT_ENABLED, NAMESPACE_INJECTION_LABEL, PROXY_CONTAINER_NAME, STATUS_INJECTED } from '../common/contract.js';
 
 /** How `meshlet diagnose` sees one Pod of a client namespace. */
 export interface PodMeshState {

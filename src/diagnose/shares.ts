@@ -1,3 +1,4 @@
+import { LB_POLICY } from '../common/contract.js';
 /**
  * Per-endpoint shares of requests, their coefficient of variation, and a verdict in plain words.
  * Pure: `meshlet diagnose` feeds it deltas scraped from sidecars, the demo feeds it its own counts.
@@ -125,7 +126,7 @@ function explainByLatency(endpoints: readonly EndpointShare[], fairShare: number
   const verb = below.length === 1 ? 'is slower' : 'are slower';
   return (
     `balanced for latency: ${names} ${verb} (mean ${formatMs(fastestBelow)} vs ${formatMs(slowestAbove)}) ` +
-    `and ${below.length === 1 ? 'gets' : 'get'} less (${below.map((e) => formatPercent(e.share)).join(', ')}), as the peak-ewma policy intends`
+    `and ${below.length === 1 ? 'gets' : 'get'} less (${below.map((e) => formatPercent(e.share)).join(', ')}), as the ${LB_POLICY.peakEwma} policy intends`
   );
 }
 

@@ -1,4 +1,4 @@
-import { METRICS } from '../../sidecar/admin/metric-names.js';
+import { METRICS } from '../common/contract.js';
 import type { Sample } from './prometheus-text.js';
 import type { EndpointTraffic } from './shares.js';
 

@@ -1,38 +1,11 @@
-import { MAX_SLOW_START_MS } from '../common/constants.js';
+/**
+ * Parses and validates the values of the meshlet.dev/* annotations. The keys, and the policy names
+ * and log levels a value may be, are part of the contract (src/common/contract.ts).
+ */
+import { ANNOTATION, INJECT_DISABLED, INJECT_ENABLED, LB_POLICIES, LOG_LEVELS, MAX_SLOW_START_MS, type LbPolicyName, type LogLevel } from '../common/contract.js';
 import { InvalidAnnotationError } from '../common/errors.js';
 import { CIDR_LIST_ALLOWED, formatCidr, parseCidrList, parsePortList, PORT_LIST_ALLOWED } from '../common/values.js';
 import { parseQuantity, QUANTITY_ALLOWED, type Quantity } from './quantity.js';
-
-/** Every meshlet.dev/* key the injector reads or writes, declared only here. */
-export const NAMESPACE_INJECTION_LABEL = 'meshlet.dev/injection';
-export const ANNOTATION = {
-  inject: 'meshlet.dev/inject',
-  status: 'meshlet.dev/status',
-  version: 'meshlet.dev/version',
-  nativeSidecar: 'meshlet.dev/native-sidecar',
-  proxyImage: 'meshlet.dev/proxy-image',
-  proxyCpuRequest: 'meshlet.dev/proxy-cpu-request',
-  proxyCpuLimit: 'meshlet.dev/proxy-cpu-limit',
-  proxyMemoryRequest: 'meshlet.dev/proxy-memory-request',
-  proxyMemoryLimit: 'meshlet.dev/proxy-memory-limit',
-  proxyLogLevel: 'meshlet.dev/proxy-log-level',
-  lbPolicy: 'meshlet.dev/lb-policy',
-  slowStartMs: 'meshlet.dev/slow-start-ms',
-  skipOutboundPorts: 'meshlet.dev/skip-outbound-ports',
-  outboundPorts: 'meshlet.dev/outbound-ports',
-  skipOutboundCidrs: 'meshlet.dev/skip-outbound-cidrs',
-} as const;
-
-export const INJECT_ENABLED = 'enabled';
-export const INJECT_DISABLED = 'disabled';
-export const STATUS_INJECTED = 'injected';
-
-export const LB_POLICIES = ['round-robin', 'least-request', 'peak-ewma'] as const;
-export type LbPolicyName = (typeof LB_POLICIES)[number];
-export const DEFAULT_LB_POLICY: LbPolicyName = 'peak-ewma';
-
-export const PROXY_LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-export type ProxyLogLevel = (typeof PROXY_LOG_LEVELS)[number];
 
 export const IMAGE_ALLOWED = 'an image reference with a tag or a digest, such as "registry.example/team/meshlet:0.1.0" or "name@sha256:<64 hex digits>"';
 
@@ -47,7 +20,7 @@ const IMAGE_PATTERN = new RegExp(
 );
 const MAX_IMAGE_LENGTH = 512;
 
-export type InjectRequest = 'enabled' | 'disabled' | 'absent';
+export type InjectRequest = typeof INJECT_ENABLED | typeof INJECT_DISABLED | 'absent';
 
 /** Reads meshlet.dev/inject; a value other than enabled/disabled is an error the Pod's owner must fix. */
 export function parseInjectAnnotation(annotations: Readonly<Record<string, string>> | undefined): InjectRequest | InvalidAnnotationError {
@@ -65,7 +38,7 @@ export interface ProxyOverrides {
   cpuLimit?: Quantity;
   memoryRequest?: Quantity;
   memoryLimit?: Quantity;
-  logLevel?: ProxyLogLevel;
+  logLevel?: LogLevel;
   lbPolicy?: LbPolicyName;
   /** Slow start of new endpoints in ms (0: off); absent: the proxy's default. */
   slowStartMs?: number;
@@ -95,7 +68,7 @@ export function parseOverrides(annotations: Readonly<Record<string, string>> | u
   read(ANNOTATION.proxyCpuLimit, (v) => parseBoundedQuantity(v, CPU_LIMIT_BOUNDS), (v) => (overrides.cpuLimit = v));
   read(ANNOTATION.proxyMemoryRequest, (v) => parseBoundedQuantity(v, MEMORY_REQUEST_BOUNDS), (v) => (overrides.memoryRequest = v));
   read(ANNOTATION.proxyMemoryLimit, (v) => parseBoundedQuantity(v, MEMORY_LIMIT_BOUNDS), (v) => (overrides.memoryLimit = v));
-  read(ANNOTATION.proxyLogLevel, (v) => parseOneOf(v, PROXY_LOG_LEVELS), (v) => (overrides.logLevel = v));
+  read(ANNOTATION.proxyLogLevel, (v) => parseOneOf(v, LOG_LEVELS), (v) => (overrides.logLevel = v));
   read(ANNOTATION.lbPolicy, (v) => parseOneOf(v, LB_POLICIES), (v) => (overrides.lbPolicy = v));
   read(ANNOTATION.slowStartMs, parseSlowStartMs, (v) => (overrides.slowStartMs = v));
   read(ANNOTATION.skipOutboundPorts, parseNonEmptyPorts, (v) => (overrides.skipOutboundPorts = v));

@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { MESHLET_NAMESPACE } from '../common/constants.js';
-import { ANNOTATION, INJECT_DISABLED, INJECT_ENABLED, type InjectRequest } from './annotations.js';
+import { ANNOTATION, INJECT_DISABLED, INJECT_ENABLED, MESHLET_NAMESPACE } from '../common/contract.js';
+import type { InjectRequest } from './annotations.js';
 
 /** Namespaces whose Pods are never meshed, whatever their annotations say. */
 export const PROTECTED_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', MESHLET_NAMESPACE];

@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT } from '../common/constants.js';
-import { INJECT_ENABLED, parseInjectAnnotation, parseOverrides } from './annotations.js';
+import { INJECT_ENABLED, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT } from '../common/contract.js';
+import { parseInjectAnnotation, parseOverrides } from './annotations.js';
 import { decideInjection, type SkipReason } from './eligibility.js';
 import { meshPod } from './mesh-pod.js';
 import { findReservedNames, findShapeProblems } from './pod-shape.js';

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import type { V1Pod } from '@kubernetes/client-node';
 import { dump, loadAll } from 'js-yaml';
 import type { CommandSpec, ParsedCommand } from '../common/config.js';
+import { ANNOTATION, INJECT_DISABLED, INJECT_ENABLED } from '../common/contract.js';
 import { InvalidConfigError, MeshletError } from '../common/errors.js';
 import { MESHLET_VERSION } from '../common/version.js';
-import { ANNOTATION, INJECT_ENABLED } from './annotations.js';
 import { injectPod } from './injector.js';
 import { INJECTOR_FLAGS, parseInjectorConfig, type InjectorConfig } from './settings.js';
 import { getPodTemplate, isWorkloadKind, withPodTemplate, WORKLOAD_KINDS, type KubernetesDocument } from './workloads.js';
@@ -26,8 +26,8 @@ export const command: CommandSpec = {
   },
   details: `Kinds meshed: ${WORKLOAD_KINDS.join(', ')}, also as the items of a List (what kubectl get -o yaml
 prints; the List is kept); other documents pass through unchanged.
-Running the command is the opt-in: a Pod template without meshlet.dev/inject gets "enabled";
-"disabled" is respected. Skips are explained on standard error. A bad meshlet.dev/* value fails
+Running the command is the opt-in: a Pod template without ${ANNOTATION.inject} gets "${INJECT_ENABLED}";
+"${INJECT_DISABLED}" is respected. Skips are explained on standard error. A bad meshlet.dev/* value fails
 the whole command (exit 1) and prints nothing on standard output.`,
 };
 

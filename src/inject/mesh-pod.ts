@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION, STATUS_INJECTED } from './annotations.js';
+import { ANNOTATION, STATUS_INJECTED } from '../common/contract.js';
 import { buildInitContainer, buildProxyContainer, buildTokenVolume, buildXtablesLockVolume, type ProxySettings } from './sidecar.js';
 
 /**

@@ -1,6 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { INIT_CONTAINER_NAME, PROXY_CONTAINER_NAME } from '../common/constants.js';
-import { ANNOTATION } from './annotations.js';
+import { ANNOTATION, INIT_CONTAINER_NAME, PROXY_CONTAINER_NAME } from '../common/contract.js';
 
 const CONTAINER_LISTS = ['initContainers', 'containers'] as const;
 const CONTAINERS_ALLOWED = 'a list (JSON array) of container objects, each with a name';

@@ -1,15 +1,17 @@
 import { collectProblems, type FlagSpec, type ParsedCommand } from '../common/config.js';
-import { DEFAULT_PROXY_IMAGE } from '../common/constants.js';
 import {
+  ANNOTATION,
   DEFAULT_LB_POLICY,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_PROXY_IMAGE,
+  INIT_CONTAINER_NAME,
   LB_POLICIES,
-  parseImage,
-  parseOneOf,
-  PROXY_LOG_LEVELS,
+  LOG_LEVELS,
+  PROXY_CONTAINER_NAME,
   type LbPolicyName,
-  type ProxyLogLevel,
-  type ProxyOverrides,
-} from './annotations.js';
+  type LogLevel,
+} from '../common/contract.js';
+import { parseImage, parseOneOf, type ProxyOverrides } from './annotations.js';
 import { parseQuantity, type Quantity } from './quantity.js';
 import { DEFAULT_PROXY_RESOURCES, type ProxySettings } from './sidecar.js';
 
@@ -18,14 +20,14 @@ export interface InjectorConfig {
   proxyImage: string;
   nativeSidecar: boolean;
   lbPolicy: LbPolicyName;
-  proxyLogLevel: ProxyLogLevel;
+  proxyLogLevel: LogLevel;
 }
 
 export const DEFAULT_INJECTOR_CONFIG: InjectorConfig = {
   proxyImage: DEFAULT_PROXY_IMAGE,
   nativeSidecar: true,
   lbPolicy: DEFAULT_LB_POLICY,
-  proxyLogLevel: 'info',
+  proxyLogLevel: DEFAULT_LOG_LEVEL,
 };
 
 /** The flags both `meshlet webhook` and `meshlet inject` take. */
@@ -33,7 +35,7 @@ export const INJECTOR_FLAGS: Record<string, FlagSpec> = {
   'proxy-image': {
     type: 'string',
     placeholder: 'IMAGE',
-    description: 'Image of meshlet-init and meshlet-proxy (annotation meshlet.dev/proxy-image overrides)',
+    description: `Image of ${INIT_CONTAINER_NAME} and ${PROXY_CONTAINER_NAME} (annotation ${ANNOTATION.proxyImage} overrides)`,
     default: DEFAULT_INJECTOR_CONFIG.proxyImage,
     env: 'MESHLET_PROXY_IMAGE',
   },
@@ -53,7 +55,7 @@ export const INJECTOR_FLAGS: Record<string, FlagSpec> = {
   'proxy-log-level': {
     type: 'string',
     placeholder: 'LEVEL',
-    description: `Default log level of injected proxies: ${PROXY_LOG_LEVELS.join(', ')}`,
+    description: `Default log level of injected proxies: ${LOG_LEVELS.join(', ')}`,
     default: DEFAULT_INJECTOR_CONFIG.proxyLogLevel,
     env: 'MESHLET_DEFAULT_PROXY_LOG_LEVEL',
   },
@@ -78,7 +80,7 @@ export function parseInjectorConfig(parsed: ParsedCommand, moreChecks: ReadonlyA
       return undefined;
     },
     () => {
-      const r = parseOneOf(String(v['proxy-log-level']), PROXY_LOG_LEVELS);
+      const r = parseOneOf(String(v['proxy-log-level']), LOG_LEVELS);
       if (!r.ok) return `--proxy-log-level: "${v['proxy-log-level']}" is not valid; allowed: ${r.allowed}`;
       config.proxyLogLevel = r.value;
       return undefined;

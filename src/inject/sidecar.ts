@@ -1,5 +1,6 @@
 import type { V1Container, V1Volume } from '@kubernetes/client-node';
 import {
+  ADMIN_PATH,
   ENV,
   INIT_CONTAINER_NAME,
   PROXY_ADMIN_PORT,
@@ -8,8 +9,9 @@ import {
   PROXY_NODE_OPTIONS,
   PROXY_TOKEN_DIR,
   PROXY_UID,
-} from '../common/constants.js';
-import type { LbPolicyName, ProxyLogLevel } from './annotations.js';
+  type LbPolicyName,
+  type LogLevel,
+} from '../common/contract.js';
 
 /** Everything that shapes the two containers, after flags and per-Pod annotations are merged. */
 export interface ProxySettings {
@@ -18,7 +20,7 @@ export interface ProxySettings {
   lbPolicy: LbPolicyName;
   /** From meshlet.dev/slow-start-ms; undefined: the proxy's default (no variable set). */
   slowStartMs: number | undefined;
-  logLevel: ProxyLogLevel;
+  logLevel: LogLevel;
   resources: ContainerResources;
   outboundPorts: number[];
   skipOutboundPorts: number[];
@@ -96,9 +98,9 @@ export function buildProxyContainer(settings: ProxySettings): V1Container {
     ],
     ports: [{ name: ADMIN_PORT_NAME, containerPort: PROXY_ADMIN_PORT, protocol: 'TCP' }],
     // The startup probe holds back the app containers (native sidecar) until the proxy listens.
-    startupProbe: probe('/ready', 1, 120),
-    readinessProbe: probe('/ready', 5, 3),
-    livenessProbe: probe('/live', 10, 3),
+    startupProbe: probe(ADMIN_PATH.ready, 1, 120),
+    readinessProbe: probe(ADMIN_PATH.ready, 5, 3),
+    livenessProbe: probe(ADMIN_PATH.live, 10, 3),
     resources: {
       requests: { ...settings.resources.requests },
       limits: { ...settings.resources.limits },

@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { CommandSpec, ParsedCommand } from '../common/config.js';
-import { createLogger, LOG_LEVELS, type Logger } from '../common/logger.js';
+import { DEFAULT_LOG_LEVEL, ENV, LOG_LEVELS, WEBHOOK_PORT } from '../common/contract.js';
+import { createLogger, type Logger } from '../common/logger.js';
 import { parsePort } from '../common/values.js';
 import { MESHLET_VERSION } from '../common/version.js';
 import { CERT_FILES } from '../certs/forge.js';
@@ -25,7 +26,7 @@ export const command: CommandSpec = {
   summary: 'Run the mutating admission webhook (HTTPS) that meshes opted-in Pods',
   usage: '--cert FILE --key FILE',
   flags: {
-    port: { type: 'string', placeholder: 'PORT', description: 'HTTPS port', default: '8443', env: 'MESHLET_WEBHOOK_PORT' },
+    port: { type: 'string', placeholder: 'PORT', description: 'HTTPS port', default: String(WEBHOOK_PORT), env: 'MESHLET_WEBHOOK_PORT' },
     host: { type: 'string', placeholder: 'ADDRESS', description: 'Address to listen on', default: '0.0.0.0', env: 'MESHLET_WEBHOOK_HOST' },
     cert: { type: 'string', placeholder: 'FILE', description: 'Serving certificate (PEM); reloaded when it changes', env: 'MESHLET_WEBHOOK_CERT' },
     key: { type: 'string', placeholder: 'FILE', description: 'Private key of the certificate (PEM); reloaded when it changes', env: 'MESHLET_WEBHOOK_KEY' },
@@ -43,7 +44,7 @@ export const command: CommandSpec = {
       description: 'After SIGTERM, keep serving (not ready) this long so the Service stops sending reviews, then drain',
       default: '5',
     },
-    'log-level': { type: 'string', placeholder: 'LEVEL', description: `Log level: ${LOG_LEVELS.join(', ')}`, default: 'info', env: 'MESHLET_LOG_LEVEL' },
+    'log-level': { type: 'string', placeholder: 'LEVEL', description: `Log level: ${LOG_LEVELS.join(', ')}`, default: DEFAULT_LOG_LEVEL, env: ENV.logLevel },
     ...INJECTOR_FLAGS,
   },
   details: 'Serves POST /mutate (AdmissionReview v1), GET /healthz and GET /readyz.',

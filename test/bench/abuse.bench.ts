@@ -7,7 +7,7 @@
  *
  * Run alone: npm run build && node --import tsx test/bench/abuse.bench.ts
  */
-import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
+import { PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
 import { MESHLET_BUILT_ARGS } from '../../tools/meshlet-process.js';
 import {
   controlFlood,

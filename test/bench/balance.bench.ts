@@ -12,9 +12,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_POLICY } from '../../sidecar/balance/setup.js';
 import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
-import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
+import { DEFAULT_LB_POLICY, PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
 import {
   BALANCE_SCENARIOS,
   countIn,
@@ -48,7 +47,7 @@ async function startMeshletOver(addresses: string[], policy: string, slowStartMs
   if (slowStartMs !== undefined) args.push('--slow-start-ms', String(slowStartMs));
   const proxy = await startMeshlet(args, { command: [...PROXY_NODE_OPTIONS.split(' '), ...MESHLET_BUILT_ARGS] });
   return {
-    name: `meshlet ${policy}${policy === DEFAULT_POLICY ? ' (default)' : ''}`,
+    name: `meshlet ${policy}${policy === DEFAULT_LB_POLICY ? ' (default)' : ''}`,
     url: `http://127.0.0.1:${proxy.listening['port']}`,
     pid: proxy.child.pid,
     stop: proxy.stop,

@@ -19,7 +19,7 @@ import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
+import { PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
 import { createLogger } from '../../src/common/logger.js';
 import { KubernetesSource } from '../../sidecar/discovery/kubernetes.js';
 import { loadKubeConfig } from '../../sidecar/discovery/kube-config.js';

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createEchoClient, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
-import { PROXY_NODE_OPTIONS } from '../../src/common/constants.js';
+import { PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
 import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
 import { fmt, freePort, printTable, startHaproxy as startHaproxyIn, stopChild, type Contender } from './bench-kit.js';
 

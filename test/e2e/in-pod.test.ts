@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROXY_OUTBOUND_PORT, PROXY_UID } from '../../src/common/constants.js';
+import { PROXY_OUTBOUND_PORT, PROXY_UID } from '../../src/common/contract.js';
 import { MESHLET_NODE_ARGS, REPO_ROOT } from '../../tools/meshlet-process.js';
 import { NetnsKit, netnsUnsupportedReason, runAsUnsupportedReason, runQuiet, waitForJsonLine, type Netns, type RunResult } from '../helpers/netns.js';
 

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
-import { METRICS } from '../../sidecar/admin/metric-names.js';
+import { METRICS } from '../../src/common/contract.js';
 import { startMeshlet, type MeshletProcess } from '../../tools/meshlet-process.js';
 import { F, FrameReader, PREFACE, T, frame, literalBlock, settingsFrame, u32 } from './h2-raw.js';
 

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { ANNOTATION, parseInjectAnnotation, parseOverrides } from '../../src/inject/annotations.js';
+import { parseInjectAnnotation, parseOverrides } from '../../src/inject/annotations.js';
 import { parseQuantity } from '../../src/inject/quantity.js';
 import { DEFAULT_INJECTOR_CONFIG, resolveSettings } from '../../src/inject/settings.js';
 import { buildProxyContainer } from '../../src/inject/sidecar.js';
-import { ENV } from '../../src/common/constants.js';
+import { ANNOTATION, ENV } from '../../src/common/contract.js';
 
 t.test('Kubernetes quantities are accepted in every form the API server takes', async (t) => {
   const good: Array<[string, number]> = [

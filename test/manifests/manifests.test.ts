@@ -2,9 +2,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadAll } from 'js-yaml';
-import { MESHLET_NAMESPACE } from '../../src/common/constants.js';
+import {
+  ADMIN_PATH,
+  ANNOTATION,
+  INJECT_DISABLED,
+  INJECT_ENABLED,
+  MESHLET_NAMESPACE,
+  NAMESPACE_INJECTION_LABEL,
+  PROXY_ADMIN_PORT,
+  PROXY_UID,
+  WEBHOOK_PORT,
+} from '../../src/common/contract.js';
 import { parseCommand } from '../../src/common/config.js';
-import { ANNOTATION, NAMESPACE_INJECTION_LABEL } from '../../src/inject/annotations.js';
 import { PROTECTED_NAMESPACES } from '../../src/inject/eligibility.js';
 import { command as webhookCommand, parseWebhookOptions } from '../../src/webhook/main.js';
 import { REPO_ROOT } from '../../tools/meshlet-process.js';
@@ -79,16 +88,33 @@ t.test('the MutatingWebhookConfiguration: opt-in only, short timeout, reinvoked 
   t.equal(webhook.reinvocationPolicy, 'IfNeeded');
   t.equal(webhook.failurePolicy, 'Fail');
   t.same(webhook.rules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
-  t.same(webhook.namespaceSelector.matchExpressions[0], { key: NAMESPACE_INJECTION_LABEL, operator: 'In', values: ['enabled'] });
+  t.same(webhook.namespaceSelector.matchExpressions[0], { key: NAMESPACE_INJECTION_LABEL, operator: 'In', values: [INJECT_ENABLED] });
   t.same(webhook.namespaceSelector.matchExpressions[1], { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...PROTECTED_NAMESPACES] });
   t.equal(webhook.matchConditions.length, 1);
   t.match(webhook.matchConditions[0].expression, `'${ANNOTATION.inject}' in object.metadata.annotations`);
-  t.match(webhook.matchConditions[0].expression, "!= 'disabled'");
+  t.match(webhook.matchConditions[0].expression, `!= '${INJECT_DISABLED}'`);
   const service = one('Service', webhook.clientConfig.service.name);
   t.equal(webhook.clientConfig.service.namespace, service.metadata.namespace);
   t.equal(webhook.clientConfig.service.port, service.spec.ports[0].port);
   t.equal(webhook.clientConfig.service.path, '/mutate');
   t.equal(webhook.clientConfig.caBundle, undefined, 'caBundle is written by the webhook, never shipped');
+});
+
+t.test("the image's user, the webhook's UID and port, and the proxy's admin port in manifests/ are the contract's", async (t) => {
+  const user = /^USER (\d+):(\d+)$/m.exec(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'));
+  t.same(user?.slice(1).map(Number), [PROXY_UID, PROXY_UID], 'the image runs as PROXY_UID');
+  const pod = one('Deployment', 'meshlet-webhook').spec.template.spec;
+  const container = pod.containers[0];
+  t.match(pod.securityContext, { runAsUser: PROXY_UID, runAsGroup: PROXY_UID, fsGroup: PROXY_UID }, 'the webhook Pod runs as the image user');
+  t.match(container.securityContext, { runAsUser: PROXY_UID, runAsGroup: PROXY_UID });
+  t.equal(parseWebhookOptions(parseCommand(webhookCommand, container.args.slice(1), {})).port, WEBHOOK_PORT, 'the webhook listens on WEBHOOK_PORT');
+  for (const file of ['prometheus-rule.yaml', 'diagnose-rbac.yaml']) {
+    const text = readFileSync(join(DIR, 'observability', file), 'utf8');
+    const ports = [...text.matchAll(/port (\d+)/g)].map((m) => Number(m[1]));
+    t.ok(ports.length > 0, `${file} says where the sidecars' metrics are`);
+    t.ok(ports.every((p) => p === PROXY_ADMIN_PORT), `${file}: port ${ports.join(', ')} is PROXY_ADMIN_PORT`);
+    t.match(text, ADMIN_PATH.metrics);
+  }
 });
 
 t.test("the webhook's RBAC is get and patch on its own configuration only", async (t) => {
@@ -114,7 +140,7 @@ t.test("the proxies' discovery role reads Services and EndpointSlices and nothin
   t.same(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name });
   t.same(binding.subjects, [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: `system:serviceaccounts:${binding.metadata.namespace}` }]);
   const [namespace] = load(join('examples', 'meshed-namespace.yaml'));
-  t.equal(namespace.metadata.labels[NAMESPACE_INJECTION_LABEL], 'enabled');
+  t.equal(namespace.metadata.labels[NAMESPACE_INJECTION_LABEL], INJECT_ENABLED);
   t.equal(namespace.metadata.name, binding.metadata.namespace);
 });
 

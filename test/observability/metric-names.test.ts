@@ -1,5 +1,5 @@
 import t from 'tap';
-import { METRICS } from '../../sidecar/admin/metric-names.js';
+import { METRICS } from '../../src/common/contract.js';
 import { dashboardQueries, labelNamesIn, loadRules, metricNamesIn, ruleQueries } from './queries.js';
 
 /** The sidecar's only histogram: Prometheus exposes it as _bucket, _sum and _count series. */
@@ -8,7 +8,7 @@ const EXPORTED = new Set<string>([
   ...Object.values(METRICS),
   ...[...HISTOGRAMS].flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
 ]);
-/** Labels the sidecar's metrics carry (see sidecar/admin/metric-names.ts), plus the histogram's `le`. */
+/** Labels the sidecar's metrics carry (see METRICS in src/common/contract.ts), plus the histogram's `le`. */
 const LABELS = new Set(['target', 'endpoint', 'protocol', 'code', 'grpc_status', 'reason', 'state', 'le']);
 
 const queries = [...dashboardQueries(), ...ruleQueries()];

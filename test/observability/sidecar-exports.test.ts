@@ -1,7 +1,7 @@
 import t from 'tap';
 import { startMeshletProxy } from '../../demo/meshlet-proxy.js';
 import { parsePrometheusText } from '../../src/diagnose/prometheus-text.js';
-import { METRICS } from '../../sidecar/admin/metric-names.js';
+import { METRICS } from '../../src/common/contract.js';
 import { createEchoClient, startEchoBackend, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
 import { dashboardQueries, metricNamesIn, ruleQueries } from './queries.js';
 

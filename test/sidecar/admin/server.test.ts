@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ProxyMetrics } from '../../../sidecar/admin/metrics.js';
-import { METRICS } from '../../../sidecar/admin/metric-names.js';
+import { METRICS } from '../../../src/common/contract.js';
 import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
 
 const noGauges = { upstreamConnections: () => [], endpointCounts: () => [] };
@@ -20,7 +20,7 @@ t.test('endpoint label values are capped; later endpoints fold into "other"', as
   t.match(text, /meshlet_request_duration_seconds_bucket\{target="shop\/cart:80",endpoint="other",le="0.005"\} 2/);
 });
 
-t.test('every exported metric name comes from metric-names.ts, with HELP and TYPE', async (t) => {
+t.test('every exported metric name comes from METRICS in the contract, with HELP and TYPE', async (t) => {
   const text = new ProxyMetrics().render({
     upstreamConnections: () => [{ target: 'a', endpoint: 'b', value: 1 }],
     endpointCounts: () => [{ target: 'a', ready: 1, draining: 0, ejected: 0, stalenessSeconds: 0 }],

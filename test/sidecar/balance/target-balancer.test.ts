@@ -4,7 +4,7 @@ import { ProxyMetrics } from '../../../sidecar/admin/metrics.js';
 import { DEFAULT_EJECTION } from '../../../sidecar/balance/ejection.js';
 import { RetryBudget } from '../../../sidecar/balance/retry-budget.js';
 import { registerBuiltinPolicies } from '../../../sidecar/balance/setup.js';
-import { createPolicy, policyNames } from '../../../sidecar/balance/policy.js';
+import { createPolicy } from '../../../sidecar/balance/policy.js';
 import type { EndpointStats } from '../../../sidecar/balance/endpoint-stats.js';
 import { OUTCOME, TargetBalancer, type Outcome } from '../../../sidecar/balance/target-balancer.js';
 import { EndpointSet, makeEndpoint } from '../../../sidecar/discovery/endpoint-set.js';
@@ -32,10 +32,6 @@ function pickKey(balancer: TargetBalancer, now: number): string {
   if (pick.kind !== 'endpoint') throw new Error(pick.reason);
   return pick.endpoint.key;
 }
-
-t.test('the built-in policies are registered by name', async (t) => {
-  t.same(policyNames().sort(), ['least-request', 'peak-ewma', 'round-robin']);
-});
 
 t.test('round-robin takes each endpoint in turn', async (t) => {
   const { balancer } = balancerFor('round-robin', ['1', '2', '3']);
