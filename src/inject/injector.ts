@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { INJECT_ENABLED, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT } from '../common/contract.js';
+import { INJECT_ENABLED, PROXY_ADMIN_PORT, PROXY_DEBUG_PORT, PROXY_OUTBOUND_PORT } from '../common/contract.js';
 import { parseInjectAnnotation, parseOverrides } from './annotations.js';
 import { decideInjection, type SkipReason } from './eligibility.js';
 import { meshPod } from './mesh-pod.js';
@@ -36,6 +36,7 @@ export function injectPod(pod: V1Pod, namespace: string, config: InjectorConfig,
 const RESERVED_PORTS = new Map([
   [PROXY_OUTBOUND_PORT, 'the outbound redirect'],
   [PROXY_ADMIN_PORT, 'the admin server'],
+  [PROXY_DEBUG_PORT, 'the debug endpoint table (on 127.0.0.1)'],
 ]);
 
 function findPortConflicts(pod: V1Pod): string[] {

@@ -3,15 +3,21 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { injectPod } from '../../src/inject/injector.js';
 import { loadPodFixture, PINNED_CONFIG, PINNED_VERSION } from '../helpers/injector-fixtures.js';
 
-t.test('an app container declaring a port the proxy needs is denied with the port and the container', async (t) => {
-  const pod = loadPodFixture('multi-container');
-  pod.spec!.containers[2]!.ports = [{ containerPort: 15090, name: 'metrics' }];
-  const outcome = injectPod(pod, 'demo', PINNED_CONFIG, PINNED_VERSION);
-  t.same(outcome, {
-    kind: 'denied',
-    message: 'container metrics declares port 15090, which meshlet-proxy uses for the admin server; allowed: any other port',
+for (const [port, use] of [
+  [15001, 'the outbound redirect'],
+  [15090, 'the admin server'],
+  [15091, 'the debug endpoint table (on 127.0.0.1)'],
+] as const) {
+  t.test(`an app container declaring port ${port}, which the proxy listens on, is denied with the port and the container`, async (t) => {
+    const pod = loadPodFixture('multi-container');
+    pod.spec!.containers[2]!.ports = [{ containerPort: port, name: 'metrics' }];
+    const outcome = injectPod(pod, 'demo', PINNED_CONFIG, PINNED_VERSION);
+    t.same(outcome, {
+      kind: 'denied',
+      message: `container metrics declares port ${port}, which meshlet-proxy uses for ${use}; allowed: any other port`,
+    });
   });
-});
+}
 
 t.test('a mistyped meshlet.dev/inject value is denied, not silently ignored', async (t) => {
   const pod = loadPodFixture('plain');
