@@ -24,6 +24,7 @@ import { DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balance/setup.
 import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
 import type { DiscoveryOptions } from './discovery/options.js';
 import { DETECT_TIMEOUT_MS } from './accept/detect.js';
+import { DEFAULT_MAX_APP_CONNECTIONS } from './accept/listener.js';
 import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
 import { DEFAULT_HTTP1_HEADER_TIMEOUT_MS, DEFAULT_HTTP1_IDLE_TIMEOUT_MS } from './protocols/http1.js';
 import { DEFAULT_H2_IDLE_TIMEOUT_MS } from './protocols/http2.js';
@@ -84,6 +85,13 @@ export const PROXY_COMMAND: CommandSpec = {
       default: String(DEFAULT_HTTP1_IDLE_TIMEOUT_MS),
       description: "An app's kept-alive HTTP/1.1 connection with no request for this long is closed",
     },
+    'max-app-connections': {
+      type: 'string',
+      placeholder: 'N',
+      env: 'MESHLET_MAX_APP_CONNECTIONS',
+      default: String(DEFAULT_MAX_APP_CONNECTIONS),
+      description: "App connections open at once, at most; one more is closed at accept (counted in meshlet_app_connections_refused_total)",
+    },
     'h2-idle-timeout-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_H2_IDLE_TIMEOUT_MS', default: String(DEFAULT_H2_IDLE_TIMEOUT_MS), description: 'Close an HTTP/2 app connection that has had no open stream for this long (GOAWAY NO_ERROR)' },
     'shutdown-grace-seconds': { type: 'string', placeholder: 'S', env: 'MESHLET_SHUTDOWN_GRACE_SECONDS', default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), description: "After SIGTERM, keep serving until the app's connections close or this long has passed" },
     'shutdown-quiet-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_SHUTDOWN_QUIET_MS', default: String(DEFAULT_SHUTDOWN_QUIET_MS), description: 'After SIGTERM, exit once the app has had no open connection for this long (within the grace period)' },
@@ -116,6 +124,7 @@ export interface ProxyConfig {
   http1HeaderTimeoutMs: number;
   http1IdleTimeoutMs: number;
   h2IdleTimeoutMs: number;
+  maxAppConnections: number;
   shutdownGraceMs: number;
   shutdownQuietMs: number;
   maxEndpointLabels: number;
@@ -186,6 +195,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   const http1HeaderTimeoutMs = integer('http1-header-timeout-ms', 100, 300_000);
   const http1IdleTimeoutMs = integer('http1-idle-timeout-ms', 100, 3_600_000);
   const h2IdleTimeoutMs = integer('h2-idle-timeout-ms', 100, 86_400_000);
+  const maxAppConnections = integer('max-app-connections', 1, 1_000_000);
   const shutdownGraceMs = integer('shutdown-grace-seconds', 0, 86_400) * 1000;
   const shutdownQuietMs = integer('shutdown-quiet-ms', 0, 600_000);
   const maxEndpointLabels = integer('max-endpoint-labels', 1, 100_000);
@@ -250,6 +260,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
     http1HeaderTimeoutMs,
     http1IdleTimeoutMs,
     h2IdleTimeoutMs,
+    maxAppConnections,
     shutdownGraceMs,
     shutdownQuietMs,
     maxEndpointLabels,

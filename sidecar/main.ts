@@ -69,7 +69,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
     if (!support.available) log.warn({ reason: support.reason }, 'original destinations unavailable: unknown targets cannot pass through');
     readDst = readOriginalDst;
   }
-  const listener = new ProxyListener({ listen: config.listen, detectTimeoutMs: config.detectTimeoutMs, readOriginalDst: readDst }, relays, metrics, deps.log.child({ component: 'listener' }));
+  const listener = new ProxyListener({ listen: config.listen, detectTimeoutMs: config.detectTimeoutMs, maxConnections: config.maxAppConnections, readOriginalDst: readDst }, relays, metrics, deps.log.child({ component: 'listener' }));
   let shuttingDown = false;
   const admin = new AdminServer(
     config.admin,

@@ -70,6 +70,7 @@ export class ProxyMetrics {
   private readonly endpoints = new Map<string, Map<string, EndpointMetrics>>();
   private readonly labelledEndpoints = new Set<string>();
   private readonly downstream = new Map<string, number>();
+  private refusedConnections = 0;
   private readonly passthroughCounts = new Map<string, Map<string, number>>();
   private readonly proxyErrorCounts = new Map<string, Map<string, number>>();
   private readonly retryCounts = new Map<string, Map<string, number>>();
@@ -105,6 +106,11 @@ export class ProxyMetrics {
 
   connectionClosed(protocol: string): void {
     this.downstream.set(protocol, (this.downstream.get(protocol) ?? 0) - 1);
+  }
+
+  /** An app connection was closed at accept: the connection limit was reached. */
+  connectionRefused(): void {
+    this.refusedConnections++;
   }
 
   passthrough(protocol: string, reason: string): void {
@@ -163,6 +169,8 @@ export class ProxyMetrics {
     for (const g of upstream.values()) out.push(`${METRICS.upstreamConnections}${labels({ target: g.target, endpoint: g.endpoint })} ${g.value}`);
     header(out, METRICS.downstreamConnections, 'gauge', 'Open connections from the app.');
     for (const [protocol, value] of this.downstream) out.push(`${METRICS.downstreamConnections}${labels({ protocol })} ${value}`);
+    header(out, METRICS.refusedConnections, 'counter', 'App connections closed at accept: the connection limit was reached.');
+    out.push(`${METRICS.refusedConnections} ${this.refusedConnections}`);
     header(out, METRICS.retries, 'counter', 'Requests retried once on another endpoint.');
     renderNested(out, METRICS.retries, this.retryCounts, 'target', 'reason');
     header(out, METRICS.ejections, 'counter', 'Times an endpoint was ejected.');

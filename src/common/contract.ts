@@ -194,6 +194,8 @@ export const METRICS = {
   upstreamConnections: 'meshlet_upstream_connections',
   /** gauge {protocol}: open connections from the app. */
   downstreamConnections: 'meshlet_downstream_connections',
+  /** counter: app connections closed at accept because --max-app-connections were already open. */
+  refusedConnections: 'meshlet_app_connections_refused_total',
   /** counter {target, reason}: requests retried once on another endpoint. */
   retries: 'meshlet_retries_total',
   /** counter {target, endpoint}: times an endpoint was ejected. */
