@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { collectProblems, type CommandSpec, type FlagValue } from '../src/common/config.js';
-import { ENV, MAX_SLOW_START_MS, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TOKEN_DIR } from '../src/common/constants.js';
+import { DEFAULT_DISCOVERY_TOKEN_FILE, ENV, MAX_SLOW_START_MS, PROXY_ADMIN_PORT, PROXY_OUTBOUND_PORT, PROXY_TOKEN_DIR } from '../src/common/constants.js';
 import { LOG_LEVELS } from '../src/common/logger.js';
 import type { LevelWithSilent } from 'pino';
 import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/values.js';
@@ -10,6 +10,7 @@ import { isPolicyName, policyNames } from './balance/policy.js';
 import { DEFAULT_POLICY, DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balance/setup.js';
 import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
 import type { DiscoveryOptions } from './discovery/options.js';
+import { DEFAULT_FALLBACK_AFTER_MS } from './discovery/shared-watcher-source.js';
 import { DETECT_TIMEOUT_MS } from './accept/detect.js';
 import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
 import { DEFAULT_HTTP1_HEADER_TIMEOUT_MS, DEFAULT_HTTP1_IDLE_TIMEOUT_MS } from './protocols/http1.js';
@@ -34,6 +35,15 @@ export const PROXY_COMMAND: CommandSpec = {
     'dns-interval-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_DNS_INTERVAL_MS', default: String(DEFAULT_DNS_INTERVAL_MS), description: 'How often DNS names are resolved again' },
     kubeconfig: { type: 'string', placeholder: 'FILE', env: ENV.kubeconfig, description: 'Discover endpoints from this cluster (outside a Pod)' },
     'token-file': { type: 'string', placeholder: 'FILE', env: ENV.tokenFile, description: `The proxy's projected service-account token (in-cluster mode when it exists; default ${PROXY_TOKEN_DIR}/token)` },
+    'discovery-server': { type: 'string', placeholder: 'HOST:PORT', env: ENV.discoveryServer, description: 'Endpoints from `meshlet discovery`, the shared watcher, instead of watching the API from this proxy' },
+    'discovery-token-file': { type: 'string', placeholder: 'FILE', env: ENV.discoveryTokenFile, description: `The token (audience meshlet-discovery) shown to --discovery-server (default ${DEFAULT_DISCOVERY_TOKEN_FILE})` },
+    'discovery-fallback-ms': {
+      type: 'string',
+      placeholder: 'MS',
+      env: ENV.discoveryFallbackMs,
+      default: String(DEFAULT_FALLBACK_AFTER_MS),
+      description: 'With --discovery-server: once it has been unreachable this long, watch the API directly until it is back (needs API credentials)',
+    },
     namespace: { type: 'string', placeholder: 'NS', env: ENV.podNamespace, default: 'default', description: 'Namespace short Service names resolve in' },
     'cluster-domain': { type: 'string', placeholder: 'DOMAIN', env: ENV.clusterDomain, default: 'cluster.local', description: 'The cluster DNS domain' },
     'lb-policy': { type: 'string', placeholder: 'POLICY', env: ENV.lbPolicy, default: DEFAULT_POLICY, description: 'round-robin, least-request or peak-ewma' },
@@ -213,10 +223,16 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   const tokenFile = text('token-file') ?? join(PROXY_TOKEN_DIR, 'token');
   if (text('token-file') !== undefined) discovery.tokenFile = tokenFile;
   discovery.inCluster = mode === 'pod' && kubeconfig === undefined && fileExists(tokenFile);
+  const discoveryServer = text('discovery-server');
+  if (discoveryServer !== undefined) {
+    discovery.discoveryServer = hostPort('discovery-server');
+    discovery.discoveryTokenFile = fileFlag('discovery-token-file') ?? DEFAULT_DISCOVERY_TOKEN_FILE;
+    discovery.discoveryFallbackMs = integer('discovery-fallback-ms', 0, 86_400_000);
+  }
 
-  const hasSource = discovery.upstreamList || discovery.upstreamFile || discovery.upstreamDns || discovery.servicesFile || discovery.kubeconfig || discovery.inCluster;
+  const hasSource = discovery.discoveryServer || discovery.upstreamList || discovery.upstreamFile || discovery.upstreamDns || discovery.servicesFile || discovery.kubeconfig || discovery.inCluster;
   if (mode === 'standalone' && !hasSource) {
-    problems.push(() => '--listen given without endpoints; allowed: add --upstream FILE|host:port,..., --upstream-dns NAME:PORT, --services FILE or --kubeconfig FILE');
+    problems.push(() => '--listen given without endpoints; allowed: add --upstream FILE|host:port,..., --upstream-dns NAME:PORT, --services FILE, --kubeconfig FILE or --discovery-server HOST:PORT');
   }
   collectProblems(problems);
   return {

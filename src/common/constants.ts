@@ -9,6 +9,8 @@ export const PROXY_UID = 2102;
 export const PROXY_OUTBOUND_PORT = 15001;
 /** The proxy's admin server: /ready, /live, /metrics. */
 export const PROXY_ADMIN_PORT = 15090;
+/** Where `meshlet discovery`, the shared watcher, serves sidecars' subscriptions. */
+export const DISCOVERY_PORT = 15010;
 /** The namespace meshlet itself is installed into; never meshed. */
 export const MESHLET_NAMESPACE = 'meshlet-system';
 /** Names of what the injector adds to a Pod. */
@@ -34,6 +36,9 @@ export const ENV = {
   clusterDomain: 'MESHLET_CLUSTER_DOMAIN',
   tokenFile: 'MESHLET_TOKEN_FILE',
   kubeconfig: 'MESHLET_KUBECONFIG',
+  discoveryServer: 'MESHLET_DISCOVERY_SERVER',
+  discoveryTokenFile: 'MESHLET_DISCOVERY_TOKEN_FILE',
+  discoveryFallbackMs: 'MESHLET_DISCOVERY_FALLBACK_MS',
 } as const;
 
 /**
@@ -48,3 +53,5 @@ export const PROXY_NODE_OPTIONS = '--max-semi-space-size=1';
 
 /** Where the injector mounts the proxy's own projected service-account token. */
 export const PROXY_TOKEN_DIR = '/var/run/secrets/meshlet/serviceaccount';
+/** The projected token for the audience meshlet-discovery, beside the proxy's API token (same volume). */
+export const DEFAULT_DISCOVERY_TOKEN_FILE = `${PROXY_TOKEN_DIR}/discovery-token`;

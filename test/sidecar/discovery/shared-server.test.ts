@@ -1,0 +1,134 @@
+import { writeFile } from 'node:fs/promises';
+import t, { type Test } from 'tap';
+import { startDiscovery } from '../../../src/discovery/main.js';
+import { MAX_SUBSCRIPTIONS_PER_CONNECTION, type ServerMessage } from '../../../sidecar/discovery/shared-protocol.js';
+import { SharedWatcherSource } from '../../../sidecar/discovery/shared-watcher-source.js';
+import { endpointSliceObject, serviceObject } from '../../helpers/kube-api.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { OTHER_AUDIENCE_TOKEN, openRawSubscriber, SIDECAR_TOKEN, startSharedWatcherWorld } from '../../helpers/shared-watcher-kit.js';
+import { describeSet, waitForEndpoints, waitUntil } from '../../helpers/wait.js';
+
+const FAST_TUNING = { initialBackoffMs: 20, maxBackoffMs: 200 };
+
+async function startWorld(t: Test, server: { maxBufferedBytes?: number; pingIntervalMs?: number } = {}) {
+  const world = await startSharedWatcherWorld(t);
+  world.api.upsert('services', serviceObject({ name: 'web', namespace: 'demo', clusterIP: '10.96.0.111', ports: [{ port: 80, targetPort: 8080 }] }));
+  const logs = captureLogs();
+  const discovery = await startDiscovery({ listen: { host: '127.0.0.1', port: 0 }, kubeconfig: world.kubeconfig }, logs.log, { server, tuning: FAST_TUNING });
+  t.teardown(() => discovery.close());
+  await waitUntil(() => discovery.index.isSynced, 5000, 'the shared watcher to list the cluster');
+  return { ...world, discovery, logs };
+}
+
+function services(messages: ServerMessage[], key: string) {
+  return messages.filter((m): m is Extract<ServerMessage, { type: 'service' }> => m.type === 'service' && m.key === key);
+}
+
+t.test('a caller without a token, or with a token the API server does not authenticate for meshlet-discovery, is refused with 401 and why', async (t) => {
+  const { discovery, api } = await startWorld(t);
+  const none = await openRawSubscriber(discovery.port, undefined);
+  t.equal(none.status, 401);
+  t.match(none.refusal, /no bearer token; allowed: Authorization: Bearer <projected service-account token with audience meshlet-discovery>/);
+  const bad = await openRawSubscriber(discovery.port, 'not-a-token');
+  t.equal(bad.status, 401);
+  t.match(bad.refusal, /token refused: not authenticated: invalid bearer token/);
+  const otherAudience = await openRawSubscriber(discovery.port, OTHER_AUDIENCE_TOKEN);
+  t.equal(otherAudience.status, 401, 'a token for the API audience is not one for meshlet-discovery');
+  const good = await openRawSubscriber(discovery.port, SIDECAR_TOKEN);
+  t.equal(good.status, 200, 'the projected token for meshlet-discovery is accepted');
+  good.close();
+  const reviews = () => api.requests.filter((r) => r.path.endsWith('/tokenreviews')).length;
+  const before = reviews();
+  const again = await openRawSubscriber(discovery.port, SIDECAR_TOKEN);
+  t.equal(again.status, 200);
+  again.close();
+  t.equal(reviews(), before, 'a token already reviewed is not reviewed again (cached)');
+  t.equal(api.openWatches(), 2, 'the shared watcher holds exactly two API watches: services and endpointslices');
+});
+
+t.test('a sidecar with a refused token logs it as an error and keeps trying', async (t) => {
+  const { discovery, tokenFile } = await startWorld(t);
+  await writeFile(tokenFile, 'not-a-token\n');
+  const { log, lines } = captureLogs();
+  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: discovery.port }, tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000, initialBackoffMs: 20, maxBackoffMs: 100 }, log);
+  t.teardown(() => source.close());
+  await waitUntil(() => lines.some((l) => l.msg === 'discovery server refused our token; keeping the last sets'), 5000, 'the refusal to be logged');
+  const line = lines.find((l) => l.msg === 'discovery server refused our token; keeping the last sets')!;
+  t.equal(line.level, 'error');
+  t.match((line.err as { message: string }).message, /HTTP 401: token refused: not authenticated/);
+  t.equal(await source.resolve({ authority: 'web.demo:80' }), undefined, 'an unknown Service passes through meanwhile');
+  await writeFile(tokenFile, `${SIDECAR_TOKEN}\n`);
+  const target = await waitForResolved(source, 'web.demo:80');
+  t.equal(target.id, 'demo/web:80', 'once the token is good (kubelet rotated it) the Service resolves');
+});
+
+t.test('bad commands get an error naming what is allowed; the stream goes on', async (t) => {
+  const { discovery } = await startWorld(t);
+  const sub = await openRawSubscriber(discovery.port, SIDECAR_TOKEN);
+  t.teardown(() => sub.close());
+  sub.send('{not json\n');
+  sub.send({ op: 'watch', kind: 'service', key: 'Not A Key' });
+  sub.send({ op: 'watch', kind: 'address', key: 'web.demo' });
+  sub.send({ op: 'watch', kind: 'service', key: 'demo/web' });
+  await waitUntil(() => services(sub.messages, 'demo/web').length === 1, 5000, 'the state of demo/web');
+  const errors = sub.messages.filter((m) => m.type === 'error').map((m) => (m as { message: string }).message);
+  t.match(errors, [/is not JSON; allowed: \{"op":"watch"\|"unwatch"/, /service key "Not A Key" is not valid; allowed: namespace\/name/, /address "web.demo" is not valid; allowed: an IPv4 or IPv6 address/]);
+  t.equal(services(sub.messages, 'demo/web')[0]!.slices.length, 2, 'and the good command is served');
+});
+
+t.test('subscriptions per connection are capped; a command line over the limit ends the connection', async (t) => {
+  const { discovery } = await startWorld(t);
+  const sub = await openRawSubscriber(discovery.port, SIDECAR_TOKEN);
+  t.teardown(() => sub.close());
+  let batch = '';
+  for (let i = 0; i <= MAX_SUBSCRIPTIONS_PER_CONNECTION; i++) batch += `${JSON.stringify({ op: 'watch', kind: 'address', key: `10.1.${i >> 8}.${i & 255}` })}\n`;
+  sub.send(batch);
+  await waitUntil(() => sub.messages.some((m) => m.type === 'error'), 5000, 'the over-limit watch to be refused');
+  const refused = sub.messages.filter((m) => m.type === 'error');
+  t.equal(refused.length, 1, 'exactly the one watch over the cap is refused');
+  t.match(refused[0], { key: `10.1.4.0`, message: /already watches 1024; allowed: at most 1024 per connection/ });
+  await waitUntil(() => sub.messages.filter((m) => m.type === 'address').length === MAX_SUBSCRIPTIONS_PER_CONNECTION, 5000, 'every accepted watch to be answered');
+
+  const abusive = await openRawSubscriber(discovery.port, SIDECAR_TOKEN);
+  abusive.send(`{"op":"watch","kind":"service","key":"${'a'.repeat(4000)}"}\n`);
+  await abusive.ended;
+  t.match(abusive.messages.at(-1), { type: 'error', message: /allowed: at most 1024 bytes per line; closing/ });
+  await waitUntil(() => discovery.server.connectionCount === 1, 5000, 'the abusive connection to be gone');
+  t.pass('the well-behaved connection is still there');
+});
+
+t.test('a subscriber that stops reading is disconnected, not buffered for; others keep getting every change', async (t) => {
+  const { discovery, api, logs, tokenFile } = await startWorld(t, { maxBufferedBytes: 64 * 1024 });
+  // A Service with 2,000 endpoints: every change is a message of about 200 KiB.
+  const bigSlice = (generation: number) =>
+    endpointSliceObject({ name: 'big-0', namespace: 'demo', service: 'big', ports: [{ port: 8080 }], endpoints: Array.from({ length: 2000 }, (_, i) => ({ ip: `10.9.${i >> 8}.${i & 255}`, pod: `big-${i}-${generation}` })) });
+  api.upsert('services', serviceObject({ name: 'big', namespace: 'demo', clusterIP: '10.96.0.200', ports: [{ port: 80, targetPort: 8080 }] }));
+  api.upsert('endpointslices', bigSlice(0));
+  const stuck = await openRawSubscriber(discovery.port, SIDECAR_TOKEN, { read: false });
+  t.teardown(() => stuck.close());
+  stuck.send({ op: 'watch', kind: 'service', key: 'demo/big' });
+  const { log } = captureLogs();
+  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: discovery.port }, tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000 }, log);
+  t.teardown(() => source.close());
+  const target = await waitForResolved(source, 'big.demo:80');
+  let generation = 0;
+  for (; generation < 300 && discovery.server.connectionCount > 1; generation++) {
+    api.upsert('endpointslices', bigSlice(generation + 1));
+    await new Promise((r) => setImmediate(r));
+  }
+  await waitUntil(() => discovery.server.connectionCount === 1, 5000, 'the stuck reader to be dropped');
+  t.ok(generation < 300, `dropped after ${generation} changes`);
+  t.ok(logs.lines.some((l) => l.msg === 'subscriber not reading; disconnected' && l.level === 'warn'), 'said as a warning');
+  await waitForEndpoints(target, (set) => set.all.every((e) => e.pod?.endsWith(`-${generation}`)), 5000, 'the last change at the reading sidecar');
+  t.equal(describeSet(target.endpoints).length, 2000, 'the reading sidecar has every endpoint of the last change');
+});
+
+async function waitForResolved(source: SharedWatcherSource, authority: string) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const target = await source.resolve({ authority });
+    if (target) return target;
+    if (Date.now() > deadline) throw new Error(`${authority} did not resolve within 5 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
