@@ -1,4 +1,5 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { DISCOVERY_TOKEN_AUDIENCE } from '../../src/common/constants.js';
 
 /**
  * The wire protocol between `meshlet discovery` (the shared watcher, src/discovery/) and the sidecars
@@ -40,8 +41,7 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
  */
 
 export const SUBSCRIPTIONS_PATH = '/v1/subscriptions';
-/** The audience sidecars' projected tokens are issued for, and the server asks TokenReview about. */
-export const DISCOVERY_TOKEN_AUDIENCE = 'meshlet-discovery';
+export { DISCOVERY_TOKEN_AUDIENCE };
 export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
 
 export const PING_INTERVAL_MS = 5_000;

@@ -11,6 +11,8 @@ export const PROXY_OUTBOUND_PORT = 15001;
 export const PROXY_ADMIN_PORT = 15090;
 /** Where `meshlet discovery`, the shared watcher, serves sidecars' subscriptions. */
 export const DISCOVERY_PORT = 15010;
+/** The audience of the projected token a sidecar shows the shared watcher (checked there by TokenReview). */
+export const DISCOVERY_TOKEN_AUDIENCE = 'meshlet-discovery';
 /** The namespace meshlet itself is installed into; never meshed. */
 export const MESHLET_NAMESPACE = 'meshlet-system';
 /** Names of what the injector adds to a Pod. */
@@ -54,4 +56,5 @@ export const PROXY_NODE_OPTIONS = '--max-semi-space-size=1';
 /** Where the injector mounts the proxy's own projected service-account token. */
 export const PROXY_TOKEN_DIR = '/var/run/secrets/meshlet/serviceaccount';
 /** The projected token for the audience meshlet-discovery, beside the proxy's API token (same volume). */
-export const DEFAULT_DISCOVERY_TOKEN_FILE = `${PROXY_TOKEN_DIR}/discovery-token`;
+export const DISCOVERY_TOKEN_FILE_NAME = 'discovery-token';
+export const DEFAULT_DISCOVERY_TOKEN_FILE = `${PROXY_TOKEN_DIR}/${DISCOVERY_TOKEN_FILE_NAME}`;

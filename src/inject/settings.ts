@@ -1,5 +1,6 @@
 import { collectProblems, type FlagSpec, type ParsedCommand } from '../common/config.js';
 import { DEFAULT_PROXY_IMAGE } from '../common/constants.js';
+import { HOST_PORT_ALLOWED, parseHostPort } from '../common/values.js';
 import {
   DEFAULT_LB_POLICY,
   LB_POLICIES,
@@ -19,6 +20,8 @@ export interface InjectorConfig {
   nativeSidecar: boolean;
   lbPolicy: LbPolicyName;
   proxyLogLevel: ProxyLogLevel;
+  /** `meshlet discovery` (HOST:PORT) injected proxies use; undefined: each watches the API itself. */
+  discoveryServer?: string;
 }
 
 export const DEFAULT_INJECTOR_CONFIG: InjectorConfig = {
@@ -57,6 +60,12 @@ export const INJECTOR_FLAGS: Record<string, FlagSpec> = {
     default: DEFAULT_INJECTOR_CONFIG.proxyLogLevel,
     env: 'MESHLET_DEFAULT_PROXY_LOG_LEVEL',
   },
+  'discovery-server': {
+    type: 'string',
+    placeholder: 'HOST:PORT',
+    description: 'Injected proxies get their endpoints from this `meshlet discovery` (e.g. meshlet-discovery.meshlet-system.svc:15010) instead of watching the API each',
+    env: 'MESHLET_PROXY_DISCOVERY_SERVER',
+  },
 };
 
 /** Validates the injector flags, reporting every bad one at once. */
@@ -83,6 +92,13 @@ export function parseInjectorConfig(parsed: ParsedCommand, moreChecks: ReadonlyA
       config.proxyLogLevel = r.value;
       return undefined;
     },
+    () => {
+      const raw = v['discovery-server'];
+      if (typeof raw !== 'string' || raw.trim() === '') return undefined;
+      if (!parseHostPort(raw).ok) return `--discovery-server: "${raw}" is not valid; allowed: ${HOST_PORT_ALLOWED}`;
+      config.discoveryServer = raw.trim();
+      return undefined;
+    },
   ]);
   return config;
 }
@@ -105,6 +121,7 @@ export function resolveSettings(config: InjectorConfig, overrides: ProxyOverride
     outboundPorts: overrides.outboundPorts ?? [],
     skipOutboundPorts: overrides.skipOutboundPorts ?? [],
     skipOutboundCidrs: overrides.skipOutboundCidrs ?? [],
+    ...(config.discoveryServer !== undefined ? { discoveryServer: config.discoveryServer } : {}),
   };
 }
 
