@@ -29,7 +29,7 @@ addresses it asks for. Sidecars authenticate with a projected token for the audi
 Protocol: sidecar/discovery/shared-protocol.ts.`,
 };
 
-export interface DiscoveryOptions {
+export interface DiscoveryCommandOptions {
   listen: HostPort;
   kubeconfig?: string;
   logLevel: string;
@@ -43,7 +43,7 @@ export interface RunningDiscovery {
 }
 
 /** Starts the index and the server (the caller decides when to close); `tuning` is for tests. */
-export async function startDiscovery(options: Omit<DiscoveryOptions, 'logLevel'>, logger: Logger, extra: { server?: Partial<DiscoveryServerOptions>; tuning?: Partial<WatchTuning> } = {}): Promise<RunningDiscovery> {
+export async function startDiscovery(options: Omit<DiscoveryCommandOptions, 'logLevel'>, logger: Logger, extra: { server?: Partial<DiscoveryServerOptions>; tuning?: Partial<WatchTuning> } = {}): Promise<RunningDiscovery> {
   const log = logger.child({ component: 'discovery-server' });
   const endpoint = await loadKubeConfig({ ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}), inCluster: options.kubeconfig === undefined });
   const client = new KubeClient(endpoint, 'meshlet-discovery');
@@ -66,7 +66,7 @@ export async function startDiscovery(options: Omit<DiscoveryOptions, 'logLevel'>
   };
 }
 
-export function parseDiscoveryOptions(parsed: ParsedCommand): DiscoveryOptions {
+export function parseDiscoveryOptions(parsed: ParsedCommand): DiscoveryCommandOptions {
   const v = parsed.values;
   const listenText = String(v['listen']);
   const logLevel = String(v['log-level']);

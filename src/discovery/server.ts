@@ -161,7 +161,7 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
     if (!token) return text(res, 401, 'no bearer token; allowed: Authorization: Bearer <projected service-account token with audience meshlet-discovery>\n');
     const verdict = await this.reviewer.review(token);
     if (verdict.kind === 'refused') {
-      this.log.info({ reason: verdict.reason }, 'subscriber refused');
+      this.log.debug({ reason: verdict.reason }, 'subscriber refused');
       return text(res, 401, `token refused: ${verdict.reason}; allowed: a projected service-account token with audience meshlet-discovery\n`);
     }
     if (verdict.kind === 'unavailable') return text(res, 503, `cannot check tokens now: ${verdict.reason}\n`);

@@ -36,6 +36,8 @@ export class TokenReviewer {
   private readonly cacheTtlMs: number;
   private readonly refusalTtlMs: number;
   private readonly maxCachedTokens: number;
+  /** The last review failed (said once until one succeeds). */
+  private isFailing = false;
 
   constructor(
     private readonly client: KubeClient,
@@ -76,10 +78,14 @@ export class TokenReviewer {
       );
     } catch (err) {
       const statusCode = err instanceof KubeApiError ? err.statusCode : undefined;
-      if (statusCode === 403) this.log.error({ err, statusCode }, 'missing RBAC permission: allow create tokenreviews.authentication.k8s.io (a ClusterRole bound to this Pod\'s service account)');
-      else this.log.warn({ err, statusCode }, 'token review failed');
+      if (this.isFailing) this.log.debug({ err, statusCode }, 'token review still failing');
+      else if (statusCode === 403) this.log.error({ err, statusCode }, 'missing RBAC permission: allow create tokenreviews.authentication.k8s.io (a ClusterRole bound to this Pod\'s service account)');
+      else this.log.warn({ err, statusCode }, 'token review failed; sidecars are answered 503 and retry');
+      this.isFailing = true;
       return { kind: 'unavailable', reason: `the token could not be reviewed (${(err as Error).message})` };
     }
+    if (this.isFailing) this.log.info('token reviews work again');
+    this.isFailing = false;
     const status = answer.status ?? {};
     if (status.authenticated !== true) return { kind: 'refused', reason: status.error ? `not authenticated: ${status.error}` : 'not authenticated' };
     if (status.audiences && !status.audiences.includes(audience)) return { kind: 'refused', reason: `issued for ${JSON.stringify(status.audiences)}, not for audience "${audience}"` };

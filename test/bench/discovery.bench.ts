@@ -447,7 +447,7 @@ async function footprintAndPropagation(): Promise<void> {
     `footprint: the compiled proxy (node ${PROXY_NODE_ARGS.join(' ')} bin/meshlet.js proxy): RSS idle ${IDLE_SETTLE_MS} ms and ${SETTLED_IDLE_MS} ms after ${FOOTPRINT_REQUESTS} requests naming web.demo (kubelet's probes throughout), then peak RSS (VmHWM) after ${FIXED_RATE_SECONDS} s of HTTP/1.1 GETs at ${FIXED_RATE_RPS}/s`,
   );
   for (const row of await footprint()) {
-    console.log(`  ${row.label.padEnd(32)} RSS idle ${row.idleRssMiB.toFixed(1)} / ${row.settledRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed; ${row.probesAnswered} probes answered)`);
+    console.log(`  ${row.label.padEnd(36)} RSS idle ${row.idleRssMiB.toFixed(1)} / ${row.settledRssMiB.toFixed(1)} MiB  peak @${FIXED_RATE_RPS}/s ${row.loadedHwmMiB.toFixed(1)} MiB  (${row.served} requests served, ${row.failed} failed; ${row.probesAnswered} probes answered)`);
   }
   if (FOOTPRINT_ONLY) return;
   console.log(`discovery: EndpointSlice MODIFIED event written by the replay API server -> first request at the new endpoint, through the real meshlet proxy (${ITERATIONS} updates, sequential keep-alive HTTP/1.1 client)`);
