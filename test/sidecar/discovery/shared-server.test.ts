@@ -132,3 +132,27 @@ async function waitForResolved(source: SharedWatcherSource, authority: string) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+t.test('addresses resolve to their owner: ClusterIP v4 and v6, a Pod IP of exactly one Service; changes are pushed', async (t) => {
+  const { discovery, api } = await startWorld(t);
+  api.upsert('services', serviceObject({ name: 'dual', namespace: 'shop', clusterIP: '10.96.0.50', clusterIPs: ['10.96.0.50', 'fd00:10:96::50'], ports: [{ port: 80 }] }));
+  api.upsert('services', serviceObject({ name: 'other', namespace: 'shop', clusterIP: '10.96.0.51', ports: [{ port: 80 }] }));
+  // 10.244.1.10 is web-0 of demo/web (recorded); shop/other's slice holds it too: ambiguous later.
+  const sub = await openRawSubscriber(discovery.port, SIDECAR_TOKEN);
+  t.teardown(() => sub.close());
+  const owners = () => new Map(sub.messages.filter((m) => m.type === 'address').map((m) => [(m as { key: string }).key, (m as { service: string | null }).service]));
+  for (const key of ['10.96.0.50', 'fd00:10:96::50', '10.96.0.111', '10.244.1.10', '10.9.9.9']) sub.send({ op: 'watch', kind: 'address', key });
+  await waitUntil(() => owners().size === 5, 5000, 'five answers');
+  t.same(Object.fromEntries(owners()), { '10.96.0.50': 'shop/dual', 'fd00:10:96::50': 'shop/dual', '10.96.0.111': 'demo/web', '10.244.1.10': 'demo/web', '10.9.9.9': null });
+
+  sub.messages.length = 0;
+  api.upsert('endpointslices', endpointSliceObject({ name: 'other-1', namespace: 'shop', service: 'other', ports: [{ port: 80 }], endpoints: [{ ip: '10.244.1.10' }, { ip: '10.9.9.9' }] }));
+  await waitUntil(() => owners().size === 2, 5000, 'the two changed owners');
+  t.same(Object.fromEntries(owners()), { '10.244.1.10': null, '10.9.9.9': 'shop/other' }, 'a Pod IP of two Services resolves to none; a new one to its Service; nothing else is resent');
+
+  sub.send({ op: 'watch', kind: 'service', key: 'shop/other' });
+  await waitUntil(() => services(sub.messages, 'shop/other').length === 1, 5000, 'the state of shop/other');
+  api.remove('services', 'shop', 'other');
+  await waitUntil(() => services(sub.messages, 'shop/other').length === 2, 5000, 'the deletion');
+  t.equal(services(sub.messages, 'shop/other')[1]!.service, null, 'a deleted Service is pushed as null');
+});
