@@ -9,8 +9,7 @@ import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/v
 import { isPolicyName, policyNames } from './balance/policy.js';
 import { DEFAULT_POLICY, DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balance/setup.js';
 import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
-import type { DiscoveryOptions } from './discovery/options.js';
-import { DEFAULT_FALLBACK_AFTER_MS } from './discovery/shared-watcher-source.js';
+import { DEFAULT_DISCOVERY_FALLBACK_MS, type DiscoveryOptions } from './discovery/options.js';
 import { DETECT_TIMEOUT_MS } from './accept/detect.js';
 import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
 import { DEFAULT_HTTP1_HEADER_TIMEOUT_MS, DEFAULT_HTTP1_IDLE_TIMEOUT_MS } from './protocols/http1.js';
@@ -41,7 +40,7 @@ export const PROXY_COMMAND: CommandSpec = {
       type: 'string',
       placeholder: 'MS',
       env: ENV.discoveryFallbackMs,
-      default: String(DEFAULT_FALLBACK_AFTER_MS),
+      default: String(DEFAULT_DISCOVERY_FALLBACK_MS),
       description: 'With --discovery-server: once it has been unreachable this long, watch the API directly until it is back (needs API credentials)',
     },
     namespace: { type: 'string', placeholder: 'NS', env: ENV.podNamespace, default: 'default', description: 'Namespace short Service names resolve in' },

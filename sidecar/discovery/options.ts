@@ -34,3 +34,6 @@ export interface DiscoveryOptions {
   /** After the discovery server has been away this long, direct API watches take over (ms). */
   discoveryFallbackMs?: number;
 }
+
+/** `--discovery-fallback-ms` unless set: how long the discovery server may be away before direct watches take over. */
+export const DEFAULT_DISCOVERY_FALLBACK_MS = 30_000;

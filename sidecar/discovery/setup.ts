@@ -3,12 +3,11 @@ import { parseHostPort, HOST_PORT_ALLOWED } from '../../src/common/values.js';
 import { CompositeSource } from './composite.js';
 import { DnsSource, type DnsSourceOptions } from './dns.js';
 import { InvalidDiscoveryInputError } from './errors.js';
-import type { DiscoveryOptions } from './options.js';
+import { DEFAULT_DISCOVERY_FALLBACK_MS, type DiscoveryOptions } from './options.js';
 import { ServicesFileSource } from './services-file.js';
 import type { EndpointSource } from './source.js';
 import { StaticSource } from './static.js';
 import type { KubernetesSource } from './kubernetes.js';
-import { DEFAULT_FALLBACK_AFTER_MS, SharedWatcherSource } from './shared-watcher-source.js';
 import { DEFAULT_DISCOVERY_TOKEN_FILE } from '../../src/common/constants.js';
 
 /**
@@ -32,6 +31,7 @@ export async function createDiscovery(options: DiscoveryOptions, log: Logger): P
       ...(options.dnsIntervalMs ? { intervalMs: options.dnsIntervalMs } : {}),
     };
     if (options.discoveryServer) {
+      const { SharedWatcherSource } = await import('./shared-watcher-source.js');
       const hasCredentials = options.kubeconfig !== undefined || options.inCluster;
       const shared = new SharedWatcherSource(
         {
@@ -39,7 +39,7 @@ export async function createDiscovery(options: DiscoveryOptions, log: Logger): P
           tokenFile: options.discoveryTokenFile ?? DEFAULT_DISCOVERY_TOKEN_FILE,
           namespace: options.namespace,
           clusterDomain: options.clusterDomain,
-          fallbackAfterMs: options.discoveryFallbackMs ?? DEFAULT_FALLBACK_AFTER_MS,
+          fallbackAfterMs: options.discoveryFallbackMs ?? DEFAULT_DISCOVERY_FALLBACK_MS,
           ...(hasCredentials ? { createFallback: () => createKubernetesSource(options, dlog.child({ source: 'kubernetes-fallback' })) } : {}),
         },
         dlog.child({ source: 'shared-watcher' }),

@@ -36,7 +36,6 @@ export interface SharedWatcherSourceOptions {
   stallTimeoutMs?: number;
 }
 
-export const DEFAULT_FALLBACK_AFTER_MS = 30_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_FIRST_SYNC_TIMEOUT_MS = 2_000;
 const DEFAULT_INITIAL_BACKOFF_MS = 250;
@@ -318,7 +317,7 @@ export class SharedWatcherSource implements EndpointSource {
         return;
       }
       case 'error': {
-        this.log.warn({ service: message.key, reason: message.message }, 'discovery server refused a subscription');
+        this.log.warn({ key: message.key, reason: message.message }, 'discovery server refused a subscription');
         const entry = message.key === undefined ? undefined : (this.services.get(message.key) ?? this.addresses.get(message.key));
         if (entry) this.settle(entry);
         return;

@@ -30,8 +30,8 @@ export class ClusterIndex {
   private readonly services: ResourceWatch<V1Service>;
   private readonly slices: ResourceWatch<V1EndpointSlice>;
   /** What the last onChange saw, to find what changed by object identity (changed items are new objects). */
-  private serviceSnapshot = new Map<string, V1Service>();
-  private sliceSnapshot = new Map<string, V1EndpointSlice>();
+  private readonly serviceSnapshot = new Map<string, V1Service>();
+  private readonly sliceSnapshot = new Map<string, V1EndpointSlice>();
   /** Service key → its slices by slice key. */
   private readonly slicesByService = new Map<string, Map<string, V1EndpointSlice>>();
   private byClusterIp = new Map<string, string>();
@@ -100,10 +100,17 @@ export class ClusterIndex {
 
   private onServices(items: ReadonlyMap<string, V1Service>): void {
     const changed = new Set<string>();
-    for (const [key, service] of items) if (this.serviceSnapshot.get(key) !== service) changed.add(key);
-    for (const key of this.serviceSnapshot.keys()) if (!items.has(key)) changed.add(key);
+    for (const key of this.serviceSnapshot.keys()) {
+      if (items.has(key)) continue;
+      this.serviceSnapshot.delete(key);
+      changed.add(key);
+    }
+    for (const [key, service] of items) {
+      if (this.serviceSnapshot.get(key) === service) continue;
+      this.serviceSnapshot.set(key, service);
+      changed.add(key);
+    }
     if (changed.size === 0) return;
-    this.serviceSnapshot = new Map(items);
     const byClusterIp = new Map<string, string>();
     for (const [key, service] of items) for (const ip of clusterIpsOf(service)) byClusterIp.set(ip, key);
     this.byClusterIp = byClusterIp;
@@ -116,13 +123,14 @@ export class ClusterIndex {
     for (const [key, slice] of this.sliceSnapshot) {
       if (items.get(key) === slice) continue;
       changed.add(this.forget(key, slice));
+      this.sliceSnapshot.delete(key);
     }
     for (const [key, slice] of items) {
       if (this.sliceSnapshot.get(key) === slice) continue;
       changed.add(this.remember(key, slice));
+      this.sliceSnapshot.set(key, slice);
     }
     if (changed.size === 0) return;
-    this.sliceSnapshot = new Map(items);
     this.events.servicesChanged(changed);
     this.events.addressesChanged();
   }
