@@ -77,6 +77,11 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
     return this.subscribers.size;
   }
 
+  /** Distinct Services and addresses some sidecar watches now. */
+  get watched(): { services: number; addresses: number } {
+    return { services: this.serviceSubscribers.size, addresses: this.addressSubscribers.size };
+  }
+
   async listen(): Promise<AddressInfo> {
     this.server.listen(this.options.port, this.options.host);
     await once(this.server, 'listening');

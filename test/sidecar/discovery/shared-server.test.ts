@@ -156,3 +156,23 @@ t.test('addresses resolve to their owner: ClusterIP v4 and v6, a Pod IP of exact
   await waitUntil(() => services(sub.messages, 'shop/other').length === 2, 5000, 'the deletion');
   t.equal(services(sub.messages, 'shop/other')[1]!.service, null, 'a deleted Service is pushed as null');
 });
+
+t.test('a sidecar drops what it no longer uses; the watcher losing the API marks the sidecar\'s sets stale until it is back', async (t) => {
+  const { discovery, api, tokenFile } = await startWorld(t, { pingIntervalMs: 50 });
+  const { log } = captureLogs();
+  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: discovery.port }, tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000, idleTimeoutMs: 300 }, log);
+  t.teardown(() => source.close());
+  const target = await waitForResolved(source, 'web:80');
+  const unsubscribe = target.subscribe(() => undefined);
+  t.same(discovery.server.watched, { services: 1, addresses: 0 });
+
+  await api.stop();
+  await waitUntil(() => target.stale, 10_000, 'the sidecar to hear the watcher lost the API');
+  t.equal(target.endpoints.ready.length, 2, 'the last set keeps serving');
+  await api.restart();
+  await waitUntil(() => !target.stale, 10_000, 'fresh again once the watcher has relisted');
+
+  unsubscribe();
+  await waitUntil(() => discovery.server.watched.services === 0, 5000, 'the idle Service to be unwatched');
+  t.pass('unused for the idle timeout: unwatched at the watcher');
+});
