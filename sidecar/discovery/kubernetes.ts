@@ -3,7 +3,6 @@ import type { V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/clie
 import type { Logger } from '../../src/common/logger.js';
 import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../route/authority.js';
 import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../route/service-port.js';
-import { EndpointSet } from './endpoint-set.js';
 import { endpointsForServicePort } from './endpoint-slices.js';
 import { KubeClient, type KubeEndpoint } from './kube-client.js';
 import { ResourceWatch, type WatchTuning } from './resource-watch.js';
