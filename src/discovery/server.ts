@@ -29,8 +29,8 @@ export const DEFAULT_MAX_CONNECTIONS = 20_000;
 /**
  * `meshlet discovery`'s HTTP server: authenticates each sidecar (TokenReview), then streams it the
  * states it watches (protocol: sidecar/discovery/shared-protocol.ts). Each state is encoded once per
- * change and written to every subscriber of it. GET /healthz, and /readyz (200 once the cluster is
- * listed).
+ * change and written to every subscriber of it. GET /healthz, /readyz (200 once the cluster is
+ * listed) and /metrics (Prometheus text).
  */
 export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
   private readonly server: Server;
@@ -44,8 +44,9 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
   private readonly pingTimer: NodeJS.Timeout;
   private nextId = 1;
   private index!: ClusterIndex;
-  /** Subscribers dropped for not reading, since start. */
-  droppedSlowReaders = 0;
+  /** Subscribers dropped for not reading, and subscriptions refused (401), since start. */
+  private droppedSubscribers = 0;
+  private refusedSubscriptions = 0;
 
   constructor(
     private readonly options: DiscoveryServerOptions,
@@ -149,6 +150,7 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
 
   closed(subscriber: Subscriber): void {
     if (!this.subscribers.delete(subscriber)) return;
+    if (subscriber.wasDropped) this.droppedSubscribers++;
     for (const key of subscriber.services) this.unwatch(subscriber, 'service', key);
     for (const key of subscriber.addresses) this.unwatch(subscriber, 'address', key);
     this.log.debug({ connId: subscriber.id, user: subscriber.user }, 'subscriber left');
@@ -160,12 +162,17 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/healthz') return text(res, 200, 'ok\n');
     if (req.method === 'GET' && path === '/readyz') return this.index.isSynced ? text(res, 200, 'ready\n') : text(res, 503, 'not ready: the cluster is not listed yet\n');
-    if (path !== SUBSCRIPTIONS_PATH) return text(res, 404, `no such path ${JSON.stringify(path)}; allowed: POST ${SUBSCRIPTIONS_PATH}, GET /healthz, GET /readyz\n`);
+    if (req.method === 'GET' && path === '/metrics') return text(res, 200, this.renderMetrics(), 'text/plain; version=0.0.4; charset=utf-8');
+    if (path !== SUBSCRIPTIONS_PATH) return text(res, 404, `no such path ${JSON.stringify(path)}; allowed: POST ${SUBSCRIPTIONS_PATH}, GET /healthz, GET /readyz, GET /metrics\n`);
     if (req.method !== 'POST') return text(res, 405, `method ${req.method} not allowed; allowed: POST ${SUBSCRIPTIONS_PATH}\n`);
     const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    if (!token) return text(res, 401, 'no bearer token; allowed: Authorization: Bearer <projected service-account token with audience meshlet-discovery>\n');
+    if (!token) {
+      this.refusedSubscriptions++;
+      return text(res, 401, 'no bearer token; allowed: Authorization: Bearer <projected service-account token with audience meshlet-discovery>\n');
+    }
     const verdict = await this.reviewer.review(token);
     if (verdict.kind === 'refused') {
+      this.refusedSubscriptions++;
       this.log.debug({ reason: verdict.reason }, 'subscriber refused');
       return text(res, 401, `token refused: ${verdict.reason}; allowed: a projected service-account token with audience meshlet-discovery\n`);
     }
@@ -204,13 +211,29 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
     return `${JSON.stringify({ type: 'error', key, message: `the state of ${key} is ${line.length} bytes; allowed: at most ${MAX_MESSAGE_BYTES} bytes per message` } satisfies ServerMessage)}\n`;
   }
 
+  private renderMetrics(): string {
+    const { services, slices } = this.index.counts;
+    const lines: string[] = [];
+    const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
+    };
+    metric('meshlet_discovery_server_synced', 'gauge', '1 while every Service and EndpointSlice is listed and the API is in contact.', [['', this.index.isSynced ? 1 : 0]]);
+    metric('meshlet_discovery_server_objects', 'gauge', 'Objects held, slimmed.', [['{resource="services"}', services], ['{resource="endpointslices"}', slices]]);
+    metric('meshlet_discovery_server_subscribers', 'gauge', 'Sidecar streams open.', [['', this.subscribers.size]]);
+    metric('meshlet_discovery_server_watched', 'gauge', 'Distinct keys some sidecar watches.', [['{kind="service"}', this.serviceSubscribers.size], ['{kind="address"}', this.addressSubscribers.size]]);
+    metric('meshlet_discovery_server_dropped_subscribers_total', 'counter', 'Sidecar streams disconnected for not reading.', [['', this.droppedSubscribers]]);
+    metric('meshlet_discovery_server_refused_subscriptions_total', 'counter', 'Subscriptions answered 401.', [['', this.refusedSubscriptions]]);
+    return `${lines.join('\n')}\n`;
+  }
+
   private ping(): void {
     const line = `${JSON.stringify({ type: 'ping', synced: this.index?.isSynced ?? false } satisfies ServerMessage)}\n`;
     for (const subscriber of [...this.subscribers]) subscriber.write(line);
   }
 }
 
-function text(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+function text(res: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }

@@ -24,6 +24,8 @@ export class Subscriber {
   readonly addresses = new Set<string>();
   private pending = '';
   private isClosed = false;
+  /** Disconnected by the server for not reading (counted in its metrics). */
+  wasDropped = false;
 
   constructor(
     readonly id: number,
@@ -54,6 +56,7 @@ export class Subscriber {
     if (this.isClosed) return false;
     if (this.res.writableLength > this.maxBufferedBytes) {
       this.log.warn({ connId: this.id, user: this.user, bufferedBytes: this.res.writableLength, maxBufferedBytes: this.maxBufferedBytes }, 'subscriber not reading; disconnected');
+      this.wasDropped = true;
       this.close();
       return false;
     }

@@ -43,6 +43,7 @@ t.test('a caller without a token, or with a token the API server does not authen
   t.equal(again.status, 200);
   again.close();
   t.equal(reviews(), before, 'a token already reviewed is not reviewed again (cached)');
+  t.match(await metrics(discovery.port), /^meshlet_discovery_server_refused_subscriptions_total 3$/m, 'the three refusals are counted');
   t.equal(api.openWatches(), 2, 'the shared watcher holds exactly two API watches: services and endpointslices');
 });
 
@@ -119,9 +120,14 @@ t.test('a subscriber that stops reading is disconnected, not buffered for; other
   await waitUntil(() => discovery.server.connectionCount === 1, 5000, 'the stuck reader to be dropped');
   t.ok(generation < 300, `dropped after ${generation} changes`);
   t.ok(logs.lines.some((l) => l.msg === 'subscriber not reading; disconnected' && l.level === 'warn'), 'said as a warning');
+  t.match(await metrics(discovery.port), /^meshlet_discovery_server_dropped_subscribers_total 1$/m, 'and counted');
   await waitForEndpoints(target, (set) => set.all.every((e) => e.pod?.endsWith(`-${generation}`)), 5000, 'the last change at the reading sidecar');
   t.equal(describeSet(target.endpoints).length, 2000, 'the reading sidecar has every endpoint of the last change');
 });
+
+async function metrics(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
 
 async function waitForResolved(source: SharedWatcherSource, authority: string) {
   const deadline = Date.now() + 5000;
