@@ -54,6 +54,8 @@ interface Waitable {
 
 interface ServiceEntry extends Waitable {
   key: string;
+  /** A state arrived on the current stream (after a reconnect, the one held may be out of date). */
+  isCurrent: boolean;
   service: V1Service | null;
   slices: V1EndpointSlice[];
   /** By Service port number. */
@@ -87,9 +89,14 @@ export class SharedWatcherSource implements EndpointSource {
   private fallbackTimer: NodeJS.Timeout | undefined;
   private fallback: FallbackSource | undefined;
   private fallbackStarting: Promise<void> | undefined;
+  /** How long the server had been away when it came back (for the return line). */
+  private leftAwayMs = 0;
   /** When contact was lost; undefined while connected. */
   private awaySince: number | undefined = Date.now();
   private hasConnected = false;
+  /** The server is back: each bridged Service returns to it once its fresh state arrives. */
+  private isLeavingFallback = false;
+  private leaveFallbackTimer: NodeJS.Timeout | undefined;
   private isFailing = false;
   private serverSynced = false;
   private closed = false;
@@ -138,6 +145,7 @@ export class SharedWatcherSource implements EndpointSource {
     clearInterval(this.sweepTimer);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.fallbackTimer);
+    clearTimeout(this.leaveFallbackTimer);
     this.stream?.close();
     await this.fallbackStarting;
     await this.stopFallback();
@@ -208,7 +216,7 @@ export class SharedWatcherSource implements EndpointSource {
       entry.lastUsedAt = Date.now();
       return entry;
     }
-    entry = { key, service: null, slices: [], targets: new Map(), bridges: new Map(), known: false, waiters: new Set(), startedAt: Date.now(), lastUsedAt: Date.now(), log: this.log.child({ service: key }) };
+    entry = { key, isCurrent: false, service: null, slices: [], targets: new Map(), bridges: new Map(), known: false, waiters: new Set(), startedAt: Date.now(), lastUsedAt: Date.now(), log: this.log.child({ service: key }) };
     this.services.set(key, entry);
     this.send({ op: 'watch', kind: 'service', key });
     return entry;
@@ -269,6 +277,9 @@ export class SharedWatcherSource implements EndpointSource {
 
   private failed(err: Error, statusCode?: number): void {
     if (this.closed) return;
+    this.isLeavingFallback = false;
+    clearTimeout(this.leaveFallbackTimer);
+    for (const entry of this.services.values()) entry.isCurrent = false;
     for (const entry of this.services.values()) for (const [port, target] of entry.targets) if (!entry.bridges.has(port)) target.markStale();
     if (this.awaySince === undefined) {
       this.awaySince = Date.now();
@@ -293,7 +304,7 @@ export class SharedWatcherSource implements EndpointSource {
         this.serverSynced = message.synced;
         if (message.synced) this.markConnected();
         for (const entry of this.services.values()) {
-          if (!entry.known || entry.bridges.size > 0) continue;
+          if (!entry.isCurrent || entry.bridges.size > 0) continue;
           for (const target of entry.targets.values()) {
             if (message.synced) target.update(target.endpoints);
             else target.markStale();
@@ -305,8 +316,11 @@ export class SharedWatcherSource implements EndpointSource {
         if (!entry) return;
         entry.service = message.service;
         entry.slices = message.slices;
+        entry.isCurrent = true;
         this.settle(entry);
+        if (this.isLeavingFallback) this.unbridge(entry);
         this.publish(entry);
+        if (this.isLeavingFallback) this.finishLeavingFallback();
         return;
       }
       case 'address': {
@@ -331,11 +345,11 @@ export class SharedWatcherSource implements EndpointSource {
     const awayMs = Date.now() - this.awaySince;
     this.awaySince = undefined;
     clearTimeout(this.fallbackTimer);
-    if (this.isFailing || this.fallback) this.log.info({ awayMs, wasFallingBack: this.fallback !== undefined }, this.fallback ? 'discovery server back; direct API watches stopped' : 'discovery server back');
+    if (this.fallback) this.leaveFallback(awayMs);
+    else if (this.isFailing) this.log.info({ awayMs }, 'discovery server back');
     else if (!this.hasConnected) this.log.info({ server: `${this.options.server.host}:${this.options.server.port}` }, 'discovery server connected');
     this.hasConnected = true;
     this.isFailing = false;
-    void this.stopFallback();
   }
 
   private settle(entry: Waitable): void {
@@ -402,15 +416,46 @@ export class SharedWatcherSource implements EndpointSource {
     if (direct.lastSyncedAt !== undefined && !direct.stale) target.update(direct.endpoints);
   }
 
+  /**
+   * Hands each Service back to the server once its fresh state has arrived (never the state held
+   * from before the outage), then closes the direct watches; bounded by the first-sync timeout.
+   */
+  private leaveFallback(awayMs: number): void {
+    this.isLeavingFallback = true;
+    this.leftAwayMs = awayMs;
+    clearTimeout(this.leaveFallbackTimer);
+    this.leaveFallbackTimer = setTimeout(() => void this.stopFallback(), this.options.firstSyncTimeoutMs ?? DEFAULT_FIRST_SYNC_TIMEOUT_MS);
+    this.leaveFallbackTimer.unref();
+    for (const entry of this.services.values()) {
+      if (!entry.isCurrent || entry.bridges.size === 0) continue;
+      this.unbridge(entry);
+      this.publish(entry);
+    }
+    this.finishLeavingFallback();
+  }
+
+  private finishLeavingFallback(): void {
+    if ([...this.services.values()].every((entry) => entry.bridges.size === 0)) void this.stopFallback();
+  }
+
+  private unbridge(entry: ServiceEntry): void {
+    for (const bridge of entry.bridges.values()) bridge.unsubscribe();
+    entry.bridges.clear();
+  }
+
   private async stopFallback(): Promise<void> {
     const fallback = this.fallback;
     if (!fallback) return;
     this.fallback = undefined;
+    clearTimeout(this.leaveFallbackTimer);
+    const wasLeaving = this.isLeavingFallback;
+    this.isLeavingFallback = false;
     for (const entry of this.services.values()) {
-      for (const bridge of entry.bridges.values()) bridge.unsubscribe();
-      entry.bridges.clear();
-      if (entry.known) this.publish(entry);
+      if (entry.bridges.size === 0) continue;
+      this.unbridge(entry);
+      if (entry.isCurrent) this.publish(entry);
     }
+    if (wasLeaving) this.log.info({ awayMs: this.leftAwayMs }, 'discovery server back; direct API watches stopped');
     await fallback.close();
   }
 
@@ -427,7 +472,7 @@ export class SharedWatcherSource implements EndpointSource {
       }
       const isIdle = entry.lastUsedAt < cutoff && [...entry.targets.values()].every((t) => t.subscriberCount === 0 && (t.idleSince ?? now) < cutoff);
       if (!isIdle) continue;
-      for (const bridge of entry.bridges.values()) bridge.unsubscribe();
+      this.unbridge(entry);
       this.services.delete(key);
       this.send({ op: 'unwatch', kind: 'service', key });
     }

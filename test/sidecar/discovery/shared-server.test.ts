@@ -182,3 +182,53 @@ t.test('a sidecar drops what it no longer uses; the watcher losing the API marks
   await waitUntil(() => discovery.server.watched.services === 0, 5000, 'the idle Service to be unwatched');
   t.pass('unused for the idle timeout: unwatched at the watcher');
 });
+
+t.test('falling back and returning: direct watches feed the same targets, and the return never brings back a set from before the outage', async (t) => {
+  const world = await startSharedWatcherWorld(t);
+  const { api, kubeconfig, tokenFile } = world;
+  api.upsert('services', serviceObject({ name: 'web', namespace: 'demo', clusterIP: '10.96.0.111', ports: [{ port: 80, targetPort: 8080 }] }));
+  let discovery = await startDiscovery({ listen: { host: '127.0.0.1', port: 0 }, kubeconfig }, captureLogs().log, { tuning: FAST_TUNING });
+  const port = discovery.port;
+  t.teardown(() => discovery.close());
+  const { log, lines } = captureLogs();
+  const { KubernetesSource } = await import('../../../sidecar/discovery/kubernetes.js');
+  const { loadKubeConfig } = await import('../../../sidecar/discovery/kube-config.js');
+  const source = new SharedWatcherSource(
+    {
+      server: { host: '127.0.0.1', port },
+      tokenFile,
+      namespace: 'demo',
+      clusterDomain: 'cluster.local',
+      fallbackAfterMs: 200,
+      initialBackoffMs: 20,
+      maxBackoffMs: 100,
+      createFallback: async () => new KubernetesSource(await loadKubeConfig({ kubeconfig, inCluster: false }), { namespace: 'demo', clusterDomain: 'cluster.local', tuning: FAST_TUNING }, log),
+    },
+    log,
+  );
+  t.teardown(() => source.close());
+  const target = await waitForResolved(source, 'web:80');
+  const history: string[][] = [];
+  t.teardown(target.subscribe((set) => history.push(describeSet(set))));
+  await waitForEndpoints(target, (set) => set.ready.length === 2);
+
+  await discovery.close();
+  await waitUntil(() => lines.some((l) => l.msg === 'discovery server away too long; falling back to direct API watches'), 10_000, 'the fallback');
+  const [terminating] = api.recordedChanges();
+  api.applyRecorded(terminating!);
+  await waitForEndpoints(target, (set) => set.ready.length === 1, 10_000, 'the change through direct watches');
+  const changedAt = history.length - 1;
+
+  discovery = await startDiscovery({ listen: { host: '127.0.0.1', port }, kubeconfig }, captureLogs().log, { tuning: FAST_TUNING });
+  await waitUntil(() => lines.some((l) => l.msg === 'discovery server back; direct API watches stopped'), 10_000, 'the return');
+  await waitUntil(() => api.openWatches() === 2, 10_000, 'the direct watches to close');
+  t.same(
+    history.slice(changedAt).filter((set) => set.filter((e) => e.endsWith(' ready')).length !== 1),
+    [],
+    'every set published since the change has the one ready Pod (none from before the outage)',
+  );
+  t.equal(target.endpoints.ready.length, 1);
+  t.notOk(target.stale, 'fresh');
+  t.equal(lines.filter((l) => l.msg === 'discovery server away too long; falling back to direct API watches').length, 1, 'one line each way');
+  t.equal(lines.filter((l) => l.msg === 'discovery server back; direct API watches stopped').length, 1);
+});
