@@ -117,11 +117,6 @@ export class SharedWatcherSource implements EndpointSource {
     return (this.stream?.isConnected === true && this.serverSynced) || this.fallback?.isApiReachable === true;
   }
 
-  /** True while direct API watches stand in for the server. */
-  get isFallingBack(): boolean {
-    return this.fallback !== undefined;
-  }
-
   async resolve(hint: TargetHint): Promise<Target | undefined> {
     if (this.closed) return undefined;
     if (this.fallback) return this.resolveThroughFallback(this.fallback, hint);
