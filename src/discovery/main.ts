@@ -17,7 +17,7 @@ export const command: CommandSpec = {
   name: 'discovery',
   summary: 'Run the shared watcher: watch Services and EndpointSlices once, stream them to sidecars',
   flags: {
-    listen: { type: 'string', placeholder: 'HOST:PORT', env: 'MESHLET_DISCOVERY_LISTEN', default: `0.0.0.0:${DISCOVERY_PORT}`, description: 'Serve sidecars (POST /v1/subscriptions), /healthz and /readyz here' },
+    listen: { type: 'string', placeholder: 'HOST:PORT', env: 'MESHLET_DISCOVERY_LISTEN', default: `0.0.0.0:${DISCOVERY_PORT}`, description: 'Serve sidecars (POST /v1/subscriptions), /healthz, /readyz and /metrics here' },
     kubeconfig: { type: 'string', placeholder: 'FILE', env: 'MESHLET_KUBECONFIG', description: 'Outside a cluster: the cluster to watch (in a Pod: its service account)' },
     'log-level': { type: 'string', placeholder: 'LEVEL', env: 'MESHLET_LOG_LEVEL', default: 'info', description: LOG_LEVELS.join(', ') },
   },
