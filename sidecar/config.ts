@@ -15,6 +15,7 @@ import {
   PROXY_DEBUG_PORT,
   PROXY_OUTBOUND_PORT,
   PROXY_TOKEN_DIR,
+  DEFAULT_DISCOVERY_TOKEN_FILE,
   type LbPolicyName,
   type LogLevel,
 } from '../src/common/contract.js';
@@ -22,7 +23,7 @@ import { HOST_PORT_ALLOWED, parseHostPort, type HostPort } from '../src/common/v
 import { isPolicyName, policyNames } from './balance/policy.js';
 import { DEFAULT_SLOW_START_MS, registerBuiltinPolicies } from './balance/setup.js';
 import { DEFAULT_DNS_INTERVAL_MS } from './discovery/dns.js';
-import type { DiscoveryOptions } from './discovery/options.js';
+import { DEFAULT_DISCOVERY_FALLBACK_MS, type DiscoveryOptions } from './discovery/options.js';
 import { DETECT_TIMEOUT_MS } from './accept/detect.js';
 import { DEFAULT_MAX_APP_CONNECTIONS } from './accept/listener.js';
 import { DEFAULT_ENDPOINT_LABEL_CAP } from './admin/metrics.js';
@@ -48,6 +49,15 @@ export const PROXY_COMMAND: CommandSpec = {
     'dns-interval-ms': { type: 'string', placeholder: 'MS', env: 'MESHLET_DNS_INTERVAL_MS', default: String(DEFAULT_DNS_INTERVAL_MS), description: 'How often DNS names are resolved again' },
     kubeconfig: { type: 'string', placeholder: 'FILE', env: ENV.kubeconfig, description: 'Discover endpoints from this cluster (outside a Pod)' },
     'token-file': { type: 'string', placeholder: 'FILE', env: ENV.tokenFile, description: `The proxy's projected service-account token (in-cluster mode when it exists; default ${PROXY_TOKEN_DIR}/token)` },
+    'discovery-server': { type: 'string', placeholder: 'HOST:PORT', env: ENV.discoveryServer, description: 'Endpoints from `meshlet discovery`, the shared watcher, instead of watching the API from this proxy' },
+    'discovery-token-file': { type: 'string', placeholder: 'FILE', env: ENV.discoveryTokenFile, description: `The token (audience meshlet-discovery) shown to --discovery-server (default ${DEFAULT_DISCOVERY_TOKEN_FILE})` },
+    'discovery-fallback-ms': {
+      type: 'string',
+      placeholder: 'MS',
+      env: ENV.discoveryFallbackMs,
+      default: String(DEFAULT_DISCOVERY_FALLBACK_MS),
+      description: 'With --discovery-server: once it has been unreachable this long, watch the API directly until it is back (needs API credentials)',
+    },
     namespace: { type: 'string', placeholder: 'NS', env: ENV.podNamespace, default: 'default', description: 'Namespace short Service names resolve in' },
     'cluster-domain': { type: 'string', placeholder: 'DOMAIN', env: ENV.clusterDomain, default: 'cluster.local', description: 'The cluster DNS domain' },
     'lb-policy': { type: 'string', placeholder: 'POLICY', env: ENV.lbPolicy, default: DEFAULT_LB_POLICY, description: LB_POLICIES.join(', ') },
@@ -239,10 +249,16 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   const tokenFile = text('token-file') ?? join(PROXY_TOKEN_DIR, 'token');
   if (text('token-file') !== undefined) discovery.tokenFile = tokenFile;
   discovery.inCluster = mode === 'pod' && kubeconfig === undefined && fileExists(tokenFile);
+  const discoveryServer = text('discovery-server');
+  if (discoveryServer !== undefined) {
+    discovery.discoveryServer = hostPort('discovery-server');
+    discovery.discoveryTokenFile = fileFlag('discovery-token-file') ?? DEFAULT_DISCOVERY_TOKEN_FILE;
+    discovery.discoveryFallbackMs = integer('discovery-fallback-ms', 0, 86_400_000);
+  }
 
-  const hasSource = discovery.upstreamList || discovery.upstreamFile || discovery.upstreamDns || discovery.servicesFile || discovery.kubeconfig || discovery.inCluster;
+  const hasSource = discovery.discoveryServer || discovery.upstreamList || discovery.upstreamFile || discovery.upstreamDns || discovery.servicesFile || discovery.kubeconfig || discovery.inCluster;
   if (mode === 'standalone' && !hasSource) {
-    problems.push(() => '--listen given without endpoints; allowed: add --upstream FILE|host:port,..., --upstream-dns NAME:PORT, --services FILE or --kubeconfig FILE');
+    problems.push(() => '--listen given without endpoints; allowed: add --upstream FILE|host:port,..., --upstream-dns NAME:PORT, --services FILE, --kubeconfig FILE or --discovery-server HOST:PORT');
   }
   collectProblems(problems);
   return {

@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   certs: { summary: 'Make a CA and a serving certificate for the webhook', load: () => import('./certs/main.js') },
   inject: { summary: 'Mesh Pods and workloads in YAML, exactly as the webhook would', load: () => import('./inject/manual.js') },
   proxy: { summary: 'Run the sidecar proxy that balances every request', load: () => import('../sidecar/main.js') },
+  discovery: { summary: 'Run the shared watcher that streams endpoints to sidecars', load: () => import('./discovery/main.js') },
   init: { summary: "Install the Pod's outbound redirect rules (the init container)", load: () => import('../sidecar/init/main.js') },
   diagnose: { summary: "Check whether a Service's traffic is balanced", load: () => import('./diagnose/main.js') },
 };

@@ -1,4 +1,5 @@
-import type { V1EndpointSlice } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { clusterIpsOf } from '../route/service-port.js';
 import { EndpointSet, makeEndpoint, type Endpoint, type EndpointState } from './endpoint-set.js';
 
 /**
@@ -43,4 +44,15 @@ function slicePort(slice: V1EndpointSlice, portName: string, fallbackPort: numbe
   if (!slice.ports || slice.ports.length === 0) return fallbackPort;
   const match = slice.ports.find((p) => (p.name ?? '') === portName && (p.protocol ?? 'TCP') === 'TCP');
   return match?.port ?? undefined;
+}
+
+/**
+ * The endpoints of one Service port from the Service's slices: none when the Service has no such TCP
+ * port, except for a headless Service without ports, whose endpoints serve whatever port was dialled.
+ */
+export function endpointsForServicePort(service: V1Service, slices: Iterable<V1EndpointSlice>, port: number): EndpointSet {
+  const ports = service.spec?.ports ?? [];
+  const servicePort = ports.find((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP');
+  const isHeadlessWithoutPorts = ports.length === 0 && clusterIpsOf(service).length === 0;
+  return servicePort || isHeadlessWithoutPorts ? endpointsFromSlices(slices, servicePort?.name ?? '', port) : EndpointSet.EMPTY;
 }

@@ -58,6 +58,8 @@ export class KubeApiError extends Error {
 
 /** An error body larger than this is cut (Status objects are small). */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** A created object's answer (a review) larger than this is cut. */
+const MAX_CREATED_BODY_BYTES = 1024 * 1024;
 /** A watch line longer than this is a broken stream, not an object we want to hold. */
 const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
 
@@ -68,7 +70,10 @@ export class KubeClient {
   private token: string | undefined;
   private tokenVersion = '';
 
-  constructor(readonly endpoint: KubeEndpoint) {
+  constructor(
+    readonly endpoint: KubeEndpoint,
+    private readonly userAgent = 'meshlet-proxy',
+  ) {
     this.base = new URL(endpoint.server);
     this.isHttps = this.base.protocol === 'https:';
     this.token = endpoint.token;
@@ -103,6 +108,37 @@ export class KubeClient {
               resolve(JSON.parse(body) as KubeList<T>);
             } catch (err) {
               reject(new Error(`list ${path}: the answer is not JSON (${(err as Error).message})`));
+            }
+          },
+          (err: Error) => {
+            clearTimeout(timer);
+            reject(err);
+          },
+        );
+      });
+    });
+  }
+
+  /** POST an object (a review: TokenReview, SubjectAccessReview); rejects with KubeApiError on a non-2xx answer, or after `timeoutMs`. */
+  create<T>(path: string, body: unknown, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const req = this.send('POST', path, {}, JSON.stringify(body));
+      const timer = setTimeout(() => req.destroy(new Error(`create ${path} not answered within ${timeoutMs} ms`)), timeoutMs);
+      timer.unref();
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.on('response', (res) => {
+        const isOk = res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300;
+        readBody(res, isOk ? MAX_CREATED_BODY_BYTES : MAX_ERROR_BODY_BYTES).then(
+          (text) => {
+            clearTimeout(timer);
+            if (!isOk) return reject(apiError(res.statusCode ?? 0, text));
+            try {
+              resolve(JSON.parse(text) as T);
+            } catch (err) {
+              reject(new Error(`create ${path}: the answer is not JSON (${(err as Error).message})`));
             }
           },
           (err: Error) => {
@@ -179,16 +215,25 @@ export class KubeClient {
   }
 
   private get(path: string, query: Record<string, string>): ClientRequest {
+    return this.send('GET', path, query);
+  }
+
+  private send(method: 'GET' | 'POST', path: string, query: Record<string, string>, body?: string): ClientRequest {
     const url = new URL(path, this.base);
     for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
     const token = this.currentToken();
     const options = {
-      method: 'GET',
+      method,
       agent: this.agent,
-      headers: { accept: 'application/json', 'user-agent': 'meshlet-proxy', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        accept: 'application/json',
+        'user-agent': this.userAgent,
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
+      },
     };
     const req = this.isHttps ? httpsRequest(url, options) : httpRequest(url, options);
-    req.end();
+    req.end(body);
     return req;
   }
 

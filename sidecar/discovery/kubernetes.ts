@@ -3,14 +3,13 @@ import type { V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/clie
 import type { Logger } from '../../src/common/logger.js';
 import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../route/authority.js';
 import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../route/service-port.js';
-import { EndpointSet } from './endpoint-set.js';
-import { endpointsFromSlices } from './endpoint-slices.js';
+import { endpointsForServicePort } from './endpoint-slices.js';
 import { KubeClient, type KubeEndpoint } from './kube-client.js';
 import { ResourceWatch, type WatchTuning } from './resource-watch.js';
+import { SERVICE_NAME_LABEL, slimService } from './slim.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';
 
-/** The label the EndpointSlice controller puts on every slice of a Service. */
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+export { SERVICE_NAME_LABEL };
 
 export interface KubernetesSourceOptions {
   /** The Pod's own namespace: short names resolve here, and its Services are searched for ClusterIPs. */
@@ -39,20 +38,6 @@ const MAX_REPORTED_AMBIGUOUS_POD_IPS = 100;
 interface PodOwner {
   service: V1Service;
   servicePort: V1ServicePort;
-}
-
-/** What the cluster-wide index keeps of a Service: its name, ClusterIPs and ports. */
-function slimService(service: V1Service): V1Service {
-  const { metadata, spec } = service;
-  return {
-    metadata: { ...(metadata?.name ? { name: metadata.name } : {}), ...(metadata?.namespace ? { namespace: metadata.namespace } : {}), ...(metadata?.resourceVersion ? { resourceVersion: metadata.resourceVersion } : {}) },
-    spec: {
-      ...(spec?.type ? { type: spec.type } : {}),
-      ...(spec?.clusterIP ? { clusterIP: spec.clusterIP } : {}),
-      ...(spec?.clusterIPs ? { clusterIPs: spec.clusterIPs } : {}),
-      ports: (spec?.ports ?? []).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, ...(p.protocol ? { protocol: p.protocol } : {}) })),
-    },
-  };
 }
 
 function endpointSlicesPath(namespace: string): string {
@@ -390,11 +375,8 @@ export class KubernetesSource implements EndpointSource {
   private recompute(entry: ServiceEndpoints): void {
     if (!entry.watch.isSynced) return;
     const slices = [...entry.watch.current.values()];
-    const ports = entry.service.spec?.ports ?? [];
     for (const [port, target] of entry.targets) {
-      const servicePort = ports.find((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP');
-      const isHeadlessWithoutPorts = ports.length === 0 && clusterIpsOf(entry.service).length === 0;
-      const next = servicePort || isHeadlessWithoutPorts ? endpointsFromSlices(slices, servicePort?.name ?? '', port) : EndpointSet.EMPTY;
+      const next = endpointsForServicePort(entry.service, slices, port);
       const previous = target.endpoints;
       target.update(next);
       if (next === previous || next.equals(previous)) continue;

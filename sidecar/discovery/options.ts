@@ -1,3 +1,5 @@
+import type { HostPort } from '../../src/common/values.js';
+
 /**
  * What `meshlet proxy` tells discovery (parsed and validated from flags and MESHLET_* variables in
  * sidecar/config.ts). `createDiscovery` in ./setup.ts builds the EndpointSource from it.
@@ -25,4 +27,13 @@ export interface DiscoveryOptions {
   dnsServers?: string[];
   /** How often DNS names are re-resolved (ms); default 5000. */
   dnsIntervalMs?: number;
+  /** `--discovery-server HOST:PORT`: endpoints from `meshlet discovery` instead of the proxy's own watches. */
+  discoveryServer?: HostPort;
+  /** The projected token (audience meshlet-discovery) presented to the discovery server. */
+  discoveryTokenFile?: string;
+  /** After the discovery server has been away this long, direct API watches take over (ms). */
+  discoveryFallbackMs?: number;
 }
+
+/** `--discovery-fallback-ms` unless set: how long the discovery server may be away before direct watches take over. */
+export const DEFAULT_DISCOVERY_FALLBACK_MS = 30_000;

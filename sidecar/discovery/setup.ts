@@ -3,14 +3,17 @@ import { parseHostPort, HOST_PORT_ALLOWED } from '../../src/common/values.js';
 import { CompositeSource } from './composite.js';
 import { DnsSource, type DnsSourceOptions } from './dns.js';
 import { InvalidDiscoveryInputError } from './errors.js';
-import type { DiscoveryOptions } from './options.js';
+import { DEFAULT_DISCOVERY_FALLBACK_MS, type DiscoveryOptions } from './options.js';
 import { ServicesFileSource } from './services-file.js';
 import type { EndpointSource } from './source.js';
 import { StaticSource } from './static.js';
+import type { KubernetesSource } from './kubernetes.js';
+import { DEFAULT_DISCOVERY_TOKEN_FILE } from '../../src/common/contract.js';
 
 /**
  * Builds the proxy's EndpointSource from its options. Sources are asked in this order:
- * static upstream (catch-all: every request goes there) → services file → Kubernetes → DNS
+ * static upstream (catch-all: every request goes there) → services file → Kubernetes (through the
+ * shared watcher with `--discovery-server`, falling back to direct watches; else direct) → DNS
  * (`--upstream-dns`, a catch-all; or in a Pod the fallback for Service names while the API is
  * unreachable). Throws a MeshletError when a list, file or credential given at start is unusable.
  */
@@ -27,10 +30,24 @@ export async function createDiscovery(options: DiscoveryOptions, log: Logger): P
       ...(options.dnsServers ? { servers: options.dnsServers } : {}),
       ...(options.dnsIntervalMs ? { intervalMs: options.dnsIntervalMs } : {}),
     };
-    if (options.kubeconfig || options.inCluster) {
-      // Loaded only when asked for: a standalone proxy never holds the Kubernetes client code.
-      const [{ loadKubeConfig }, { KubernetesSource }] = await Promise.all([import('./kube-config.js'), import('./kubernetes.js')]);
-      const kube = new KubernetesSource(await loadKubeConfig(options), { namespace: options.namespace, clusterDomain: options.clusterDomain }, dlog.child({ source: 'kubernetes' }));
+    if (options.discoveryServer) {
+      const { SharedWatcherSource } = await import('./shared-watcher-source.js');
+      const hasCredentials = options.kubeconfig !== undefined || options.inCluster;
+      const shared = new SharedWatcherSource(
+        {
+          server: options.discoveryServer,
+          tokenFile: options.discoveryTokenFile ?? DEFAULT_DISCOVERY_TOKEN_FILE,
+          namespace: options.namespace,
+          clusterDomain: options.clusterDomain,
+          fallbackAfterMs: options.discoveryFallbackMs ?? DEFAULT_DISCOVERY_FALLBACK_MS,
+          ...(hasCredentials ? { createFallback: () => createKubernetesSource(options, dlog.child({ source: 'kubernetes-fallback' })) } : {}),
+        },
+        dlog.child({ source: 'shared-watcher' }),
+      );
+      sources.push(shared);
+      if (!options.upstreamDns) sources.push(new DnsSource({ ...dnsOptions, isActive: () => !shared.isReachable }, dlog.child({ source: 'dns-fallback' })));
+    } else if (options.kubeconfig || options.inCluster) {
+      const kube = await createKubernetesSource(options, dlog.child({ source: 'kubernetes' }));
       sources.push(kube);
       if (!options.upstreamDns) sources.push(new DnsSource({ ...dnsOptions, isActive: () => !kube.isApiReachable }, dlog.child({ source: 'dns-fallback' })));
     }
@@ -45,4 +62,10 @@ export async function createDiscovery(options: DiscoveryOptions, log: Logger): P
   }
   dlog.info({ sources: sources.map((s) => s.name) }, 'discovery ready');
   return new CompositeSource(sources);
+}
+
+/** Direct API watches; loaded only when asked for: a standalone proxy never holds the Kubernetes client code. */
+async function createKubernetesSource(options: DiscoveryOptions, log: Logger): Promise<KubernetesSource> {
+  const [{ loadKubeConfig }, { KubernetesSource }] = await Promise.all([import('./kube-config.js'), import('./kubernetes.js')]);
+  return new KubernetesSource(await loadKubeConfig(options), { namespace: options.namespace, clusterDomain: options.clusterDomain }, log);
 }

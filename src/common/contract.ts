@@ -27,6 +27,13 @@ export const ADMIN_PATH = {
 } as const;
 /** Where the injector mounts the proxy's own projected service-account token (a directory; the token is its file `token`). */
 export const PROXY_TOKEN_DIR = '/var/run/secrets/meshlet/serviceaccount';
+/** The projected token for the audience DISCOVERY_TOKEN_AUDIENCE, beside the proxy's API token (same volume). */
+export const DISCOVERY_TOKEN_FILE_NAME = 'discovery-token';
+export const DEFAULT_DISCOVERY_TOKEN_FILE = `${PROXY_TOKEN_DIR}/${DISCOVERY_TOKEN_FILE_NAME}`;
+/** TCP port where `meshlet discovery`, the shared watcher, serves sidecars' subscriptions. */
+export const DISCOVERY_PORT = 15010;
+/** The audience of the projected token a sidecar shows the shared watcher (checked there by TokenReview). */
+export const DISCOVERY_TOKEN_AUDIENCE = 'meshlet-discovery';
 
 /** The webhook's HTTPS port unless --port says otherwise; manifests/webhook-deployment.yaml passes it too. */
 export const WEBHOOK_PORT = 8443;
@@ -86,6 +93,12 @@ export const ENV = {
   tokenFile: 'MESHLET_TOKEN_FILE',
   /** Path of a kubeconfig file, for a proxy outside a cluster. */
   kubeconfig: 'MESHLET_KUBECONFIG',
+  /** `meshlet discovery` for the proxy to use, HOST:PORT; unset: the proxy watches the API itself. */
+  discoveryServer: 'MESHLET_DISCOVERY_SERVER',
+  /** Path of the token (audience DISCOVERY_TOKEN_AUDIENCE) the proxy shows the shared watcher. */
+  discoveryTokenFile: 'MESHLET_DISCOVERY_TOKEN_FILE',
+  /** How long the shared watcher may be unreachable before the proxy watches the API itself, in ms. */
+  discoveryFallbackMs: 'MESHLET_DISCOVERY_FALLBACK_MS',
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -27,6 +27,6 @@ export function meshPod(pod: V1Pod, settings: ProxySettings, version: string): V
     spec.initContainers = [...ownInit, init];
     spec.containers = [proxy, ...spec.containers];
   }
-  spec.volumes = [...(spec.volumes ?? []), buildTokenVolume(), buildXtablesLockVolume()];
+  spec.volumes = [...(spec.volumes ?? []), buildTokenVolume(settings), buildXtablesLockVolume()];
   return meshed;
 }

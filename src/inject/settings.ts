@@ -1,4 +1,5 @@
 import { collectProblems, type FlagSpec, type ParsedCommand } from '../common/config.js';
+import { HOST_PORT_ALLOWED, parseHostPort } from '../common/values.js';
 import {
   ANNOTATION,
   DEFAULT_LB_POLICY,
@@ -21,6 +22,8 @@ export interface InjectorConfig {
   nativeSidecar: boolean;
   lbPolicy: LbPolicyName;
   proxyLogLevel: LogLevel;
+  /** `meshlet discovery` (HOST:PORT) injected proxies use; undefined: each watches the API itself. */
+  discoveryServer?: string;
 }
 
 export const DEFAULT_INJECTOR_CONFIG: InjectorConfig = {
@@ -59,6 +62,12 @@ export const INJECTOR_FLAGS: Record<string, FlagSpec> = {
     default: DEFAULT_INJECTOR_CONFIG.proxyLogLevel,
     env: 'MESHLET_DEFAULT_PROXY_LOG_LEVEL',
   },
+  'discovery-server': {
+    type: 'string',
+    placeholder: 'HOST:PORT',
+    description: 'Injected proxies get their endpoints from this `meshlet discovery` (e.g. meshlet-discovery.meshlet-system.svc:15010) instead of watching the API each',
+    env: 'MESHLET_PROXY_DISCOVERY_SERVER',
+  },
 };
 
 /** Validates the injector flags, reporting every bad one at once. */
@@ -85,6 +94,13 @@ export function parseInjectorConfig(parsed: ParsedCommand, moreChecks: ReadonlyA
       config.proxyLogLevel = r.value;
       return undefined;
     },
+    () => {
+      const raw = v['discovery-server'];
+      if (typeof raw !== 'string' || raw.trim() === '') return undefined;
+      if (!parseHostPort(raw).ok) return `--discovery-server: "${raw}" is not valid; allowed: ${HOST_PORT_ALLOWED}`;
+      config.discoveryServer = raw.trim();
+      return undefined;
+    },
   ]);
   return config;
 }
@@ -107,6 +123,7 @@ export function resolveSettings(config: InjectorConfig, overrides: ProxyOverride
     outboundPorts: overrides.outboundPorts ?? [],
     skipOutboundPorts: overrides.skipOutboundPorts ?? [],
     skipOutboundCidrs: overrides.skipOutboundCidrs ?? [],
+    ...(config.discoveryServer !== undefined ? { discoveryServer: config.discoveryServer } : {}),
   };
 }
 

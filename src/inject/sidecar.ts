@@ -1,6 +1,8 @@
 import type { V1Container, V1Volume } from '@kubernetes/client-node';
 import {
   ADMIN_PATH,
+  DISCOVERY_TOKEN_AUDIENCE,
+  DISCOVERY_TOKEN_FILE_NAME,
   ENV,
   INIT_CONTAINER_NAME,
   PROXY_ADMIN_PORT,
@@ -25,6 +27,8 @@ export interface ProxySettings {
   outboundPorts: number[];
   skipOutboundPorts: number[];
   skipOutboundCidrs: string[];
+  /** `meshlet discovery` (HOST:PORT) the proxy gets its endpoints from; undefined: it watches the API itself. */
+  discoveryServer?: string;
 }
 
 export interface ContainerResources {
@@ -119,21 +123,24 @@ export function buildProxyContainer(settings: ProxySettings): V1Container {
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
   if (settings.slowStartMs !== undefined) container.env!.push({ name: ENV.slowStartMs, value: String(settings.slowStartMs) });
+  if (settings.discoveryServer !== undefined) container.env!.push({ name: ENV.discoveryServer, value: settings.discoveryServer });
   if (settings.nativeSidecar) container.restartPolicy = 'Always';
   return container;
 }
 
 /**
  * The proxy's own projected service-account token (plus the cluster CA and the namespace, as in
- * kube-api-access), so discovery works even when the app sets automountServiceAccountToken: false.
+ * kube-api-access), so discovery works even when the app sets automountServiceAccountToken: false;
+ * with a discovery server, also a token for its audience (shown to it instead of the API token).
  */
-export function buildTokenVolume(): V1Volume {
+export function buildTokenVolume(settings: Pick<ProxySettings, 'discoveryServer'>): V1Volume {
   return {
     name: PROXY_TOKEN_VOLUME,
     projected: {
       defaultMode: 0o444,
       sources: [
         { serviceAccountToken: { path: 'token', expirationSeconds: TOKEN_EXPIRATION_SECONDS } },
+        ...(settings.discoveryServer !== undefined ? [{ serviceAccountToken: { path: DISCOVERY_TOKEN_FILE_NAME, audience: DISCOVERY_TOKEN_AUDIENCE, expirationSeconds: TOKEN_EXPIRATION_SECONDS } }] : []),
         { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
         { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
       ],

@@ -11,7 +11,7 @@ import { readKubeFixture, readKubeFixtureLines } from './kube-fixtures.js';
  * A real HTTP server on loopback that speaks the kube-apiserver's list, get and watch protocol, so
  * real clients do the talking in tests: the sidecar's own KubeClient, and @kubernetes/client-node
  * (diagnose, and test/sidecar/discovery/kube-api.test.ts). It also answers SubjectAccessReviews from its
- * forbid rules. It starts from the responses recorded from a real kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
+ * forbid rules, and TokenReviews from the tokens it was told to accept. It starts from the responses recorded from a real kube-apiserver in test/fixtures/kube (the EndpointSlice list of Service demo/web) and lets a
  * test change objects (every change is streamed to open watches as the apiserver would), close watch
  * streams, expire resource versions (410), go down and come back, refuse with 403, require a token,
  * and answer extra GET routes of its own (e.g. a pod proxy to /metrics).
@@ -111,6 +111,7 @@ export class KubeApiServer {
   private acceptedConnections = 0;
   private readonly routes: Array<{ method: string; pattern: RegExp; handler: RouteHandler }> = [];
   private forbidden: ForbiddenRule[] = [];
+  private readonly reviewableTokens = new Map<string, { user: string; audiences: string[] }>();
   private token: string | undefined;
   private readonly user: string;
   private rv = 1;
@@ -306,6 +307,18 @@ export class KubeApiServer {
     this.token = token;
   }
 
+  /**
+   * TokenReviews authenticate `token` as `user` for these audiences (as a projected service-account
+   * token is bound to its audiences); any other token is not authenticated.
+   */
+  acceptToken(token: string, user: string, audiences: string[]): void {
+    this.reviewableTokens.set(token, { user, audiences });
+  }
+
+  forgetToken(token: string): void {
+    this.reviewableTokens.delete(token);
+  }
+
   /** Extra routes, matched before the API paths (e.g. `/api/v1/namespaces/demo/pods/web-0:9090/proxy/metrics`). */
   route(method: string, pattern: RegExp, handler: RouteHandler): void {
     this.routes.push({ method: method.toUpperCase(), pattern, handler });
@@ -398,6 +411,7 @@ export class KubeApiServer {
       if (match) return route.handler(req, res, match, url);
     }
     if (req.method === 'POST' && url.pathname === SUBJECT_ACCESS_REVIEW_PATH) return this.reviewAccess(req, res);
+    if (req.method === 'POST' && url.pathname === TOKEN_REVIEW_PATH) return this.reviewToken(req, res);
     if (!parsed || req.method !== 'GET') return sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
     const kind = RESOURCES[parsed.plural];
     if (!kind || kind.group !== parsed.group || kind.version !== parsed.version) return sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
@@ -466,6 +480,27 @@ export class KubeApiServer {
     sendJson(res, 201, { ...review, status: { allowed, ...(allowed ? {} : { reason: 'forbidden by the replay server' }) } });
   }
 
+  /**
+   * A TokenReview, answered from `acceptToken`: authenticated when the token is known and bound to
+   * one of the audiences asked about (or no audience was asked about), as the apiserver answers.
+   */
+  private async reviewToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as KubeObject & { spec?: { token?: string; audiences?: string[] } };
+    const known = this.reviewableTokens.get(review.spec?.token ?? '');
+    const asked = review.spec?.audiences ?? [];
+    const audiences = known ? (asked.length === 0 ? known.audiences : asked.filter((a) => known.audiences.includes(a))) : [];
+    const authenticated = known !== undefined && audiences.length > 0;
+    const { spec: _spec, ...rest } = review;
+    sendJson(res, 201, {
+      ...rest,
+      metadata: { creationTimestamp: null },
+      spec: {},
+      status: authenticated ? { authenticated: true, user: { username: known.user, groups: ['system:serviceaccounts', 'system:authenticated'] }, audiences } : { user: {}, error: known ? 'token audiences do not match' : 'invalid bearer token' },
+    });
+  }
+
   private isForbidden(plural: string, namespace: string | undefined, verb: 'get' | 'list' | 'watch'): boolean {
     return this.forbidden.some(
       (r) => r.plural === plural && (r.namespace === undefined || r.namespace === namespace) && (r.clusterWide !== true || namespace === undefined) && (r.verb === undefined || r.verb === verb),
@@ -474,6 +509,7 @@ export class KubeApiServer {
 }
 
 const SUBJECT_ACCESS_REVIEW_PATH = '/apis/authorization.k8s.io/v1/subjectaccessreviews';
+const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 
 // ---- object builders ------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ const cases: Array<{ name: string; fixture: string; config?: Partial<InjectorCon
   { name: 'override-limit-below-default-request', fixture: 'override-limit-below-default-request' },
   { name: 'override-log-level-and-policy', fixture: 'override-log-level-and-policy' },
   { name: 'override-outbound', fixture: 'override-outbound' },
+  { name: 'discovery-server', fixture: 'plain', config: { discoveryServer: 'meshlet-discovery.meshlet-system.svc:15010' } },
 ];
 
 for (const c of cases) {

@@ -68,9 +68,9 @@ t.test('the webhook Deployment: 2 replicas, PDB, HTTPS probes, non-root, read-on
   const mount = container.volumeMounts.find((m: any) => options.certFile.startsWith(m.mountPath));
   t.ok(mount, 'the certificate comes from a mounted volume');
   t.equal(pod.volumes.find((v: any) => v.name === mount.name).secret.secretName, 'meshlet-webhook-tls');
-  t.equal(pod.serviceAccountName, one('ServiceAccount').metadata.name);
+  t.equal(pod.serviceAccountName, one('ServiceAccount', 'meshlet-webhook').metadata.name);
 
-  const pdb = one('PodDisruptionBudget');
+  const pdb = one('PodDisruptionBudget', 'meshlet-webhook');
   t.same(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
   t.equal(pdb.spec.minAvailable, 1);
   const service = one('Service', 'meshlet-webhook');
