@@ -105,7 +105,7 @@ t.test('a certificate rotation publishes the new CA', async (t) => {
   t.teardown(kit.stop);
   await kit.webhook.caBundlePublished;
   const next = generateCertificates({ names: ['localhost', '127.0.0.1'] });
-  const reloaded = kit.logs.waitFor((l) => l['msg'] === 'certificate reloaded');
+  const reloaded = kit.logs.waitFor((l) => l.msg === 'certificate reloaded', 10_000, '"certificate reloaded"');
   await writeFile(kit.certs.ca, next.caCertPem);
   await writeFile(kit.certs.key, next.keyPem);
   await writeFile(kit.certs.cert, next.certPem);

@@ -6,7 +6,8 @@ import t, { type Test } from 'tap';
 import { HpackDecoder } from '../../../sidecar/wire/h2/hpack.js';
 import { H2_CONNECTION_WINDOW_BYTES } from '../../../sidecar/upstream/h2-pool.js';
 import { F, T, frame, literalBlock, rawClient, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 import type { RunningProxy } from '../../../sidecar/main.js';
 
 /**
@@ -145,7 +146,7 @@ function field(fields: string[], name: string): string | undefined {
 
 t.test('malformed frames: GOAWAY naming the problem, that connection closes, others keep working, a warn is logged', async (t) => {
   const backend = await startH2Server(echoHandler('steady'));
-  const { log, captured } = captureLogger('warn');
+  const { log, lines } = captureLogs('warn');
   const { proxy, target } = await startTestProxy(new TestSource([backend.address]), {}, log);
   const steady = http2.connect(`http://${target}`);
   steady.on('error', () => undefined);
@@ -271,7 +272,7 @@ t.test('malformed frames: GOAWAY naming the problem, that connection closes, oth
       t.match(debug, c.message, `the debug data names the problem: "${debug}"`);
       await reader.waitClosed(5000);
       t.pass('the connection closed');
-      const warn = captured.lines.find((l) => /broke the HTTP\/2 protocol/.test(String(l.msg)) && c.message.test(String(l.error)));
+      const warn = lines.find((l) => /broke the HTTP\/2 protocol/.test(String(l.msg)) && c.message.test(String(l.error)));
       t.ok(warn, 'a warn line names the problem');
 
       const still = await request(steady, POST('/steady'), c.name);
@@ -626,7 +627,7 @@ t.test('an app that ignores the connection window gets FLOW_CONTROL_ERROR; the e
     },
     [[4, 0]],
   );
-  const { log, captured } = captureLogger('warn');
+  const { log, lines } = captureLogs('warn');
   const { proxy } = await startTestProxy(new TestSource([endpoint.address]), {}, log);
   const { socket, reader } = await rawClient(proxy.address.port);
   t.teardown(async () => {
@@ -656,7 +657,7 @@ t.test('an app that ignores the connection window gets FLOW_CONTROL_ERROR; the e
     opened.map(() => 8),
     'every stream the endpoint saw was reset with CANCEL',
   );
-  t.ok(captured.lines.some((l) => /flow-control window/.test(String(l.error))), 'a warn line names it');
+  t.ok(lines.some((l) => /flow-control window/.test(String(l.error))), 'a warn line names it');
 });
 
 t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread over more connections, all succeed', async (t) => {
@@ -1196,7 +1197,7 @@ t.test('an endpoint connection that goes silent (no FIN, no PING answer) is clos
       if (f.type === T.HEADERS) socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, f.streamId, literalBlock([[':status', '200']])), frame(T.DATA, F.END_STREAM, f.streamId, Buffer.from('alive'))]));
     };
   });
-  const { log, captured } = captureLogger('warn');
+  const { log, lines } = captureLogs('warn');
   const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]), { 'upstream-ping-ms': '100' }, log);
   const session = http2.connect(`http://${target}`);
   session.on('error', () => undefined);
@@ -1210,7 +1211,7 @@ t.test('an endpoint connection that goes silent (no FIN, no PING answer) is clos
   t.equal(stuck.headers[':status'], 502, 'the request on the dead connection fails instead of hanging');
   t.match(stuck.body.toString(), /no answer to a PING within 100 ms/, 'naming why');
   t.ok(Date.now() - started < 2000, `within ${Date.now() - started} ms (ping interval 100 ms)`);
-  t.ok(captured.lines.some((l) => l.msg === 'upstream connection did not answer PING: closing it'), 'a warn line says so');
+  t.ok(lines.some((l) => l.msg === 'upstream connection did not answer PING: closing it'), 'a warn line says so');
   silent = false;
   const next = await request(session, GET('/again'));
   t.equal(next.body.toString(), 'alive', 'the next request is served');

@@ -5,7 +5,8 @@ import t, { type Test } from 'tap';
 import { ERROR_CODE } from '../../../sidecar/wire/h2/frame.js';
 import { F, T, frame, literalBlock, rawClient, rawServer } from '../../helpers/h2-raw.js';
 import type { RunningProxy } from '../../../sidecar/main.js';
-import { TestSource, captureLogger, startTestProxy, type LogLines } from '../../helpers/proxy-harness.js';
+import { captureLogs, type LogLine } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 /**
  * Random HTTP/2 frames from many app connections, half of them built from valid pieces (real
@@ -49,8 +50,8 @@ async function fetchText(target: string, path: string): Promise<string> {
 }
 
 /** Log lines that report a bug of ours. */
-function internalErrors(captured: LogLines): LogLines['lines'] {
-  return captured.lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error)));
+function internalErrors(lines: LogLine[]): LogLine[] {
+  return lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error)));
 }
 
 /** Requests counted in flight over all endpoints, once they stop changing (at most 3 s). */
@@ -159,17 +160,17 @@ async function startFuzzedProxy(t: Test, answer: 'at-once' | 'after-body') {
   backend.on('session', (s) => s.on('error', () => undefined));
   backend.listen(0, '127.0.0.1');
   await once(backend, 'listening');
-  const { log, captured } = captureLogger('warn');
+  const { log, lines } = captureLogs('warn');
   const { proxy, target } = await startTestProxy(new TestSource([`127.0.0.1:${(backend.address() as AddressInfo).port}`]), {}, log);
   t.teardown(async () => {
     await proxy.close();
     backend.close();
   });
-  return { proxy, target, captured, served: () => count };
+  return { proxy, target, lines, served: () => count };
 }
 
 t.test('random frames on many connections: no internal error, every bad connection answered or closed, the proxy serves on', async (t) => {
-  const { proxy, target, captured, served } = await startFuzzedProxy(t, 'at-once');
+  const { proxy, target, lines, served } = await startFuzzedProxy(t, 'at-once');
   const seed = Number(process.env.FUZZ_SEED ?? 20261122);
   const rand = random(seed);
   const goawayMessages: string[] = [];
@@ -195,7 +196,7 @@ t.test('random frames on many connections: no internal error, every bad connecti
     [],
     'no GOAWAY reports an internal error',
   );
-  t.same(internalErrors(captured), [], 'no internal error was logged');
+  t.same(internalErrors(lines), [], 'no internal error was logged');
   t.equal(await settledInFlight(proxy), 0, 'with every fuzzing connection gone, no request is left counted in flight (nothing leaked)');
   t.equal(await fetchText(target, '/after-fuzz'), 'fine', 'a well-behaved app is served after all of it');
 });
@@ -244,7 +245,7 @@ t.test('an endpoint answering random frames: every app request ends (response or
   steady.listen(0, '127.0.0.1');
   await once(steady, 'listening');
   const source = new TestSource([endpoint.address]);
-  const { log, captured } = captureLogger('warn');
+  const { log, lines } = captureLogs('warn');
   const { proxy, target } = await startTestProxy(source, {}, log);
   t.teardown(async () => {
     await proxy.close();
@@ -279,7 +280,7 @@ t.test('an endpoint answering random frames: every app request ends (response or
     }
   }
   t.equal(outcomes, ENDPOINT_ROUNDS * REQUESTS_PER_ROUND, 'every request ended, one way or another, within 5 s');
-  t.same(internalErrors(captured), [], 'no internal error was logged');
+  t.same(internalErrors(lines), [], 'no internal error was logged');
   t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
   source.set([`127.0.0.1:${(steady.address() as AddressInfo).port}`]);
   t.equal(await fetchText(target, '/after'), 'steady', 'with a sane endpoint in its place, the app is served');
@@ -330,7 +331,7 @@ function floodFrames(rand: () => number): Buffer {
 }
 
 t.test('control-frame, tiny-frame and stream-error floods: a flooder that never reads is ended, one that reads is ended or served, no internal error, nothing leaks', async (t) => {
-  const { proxy, target, captured, served } = await startFuzzedProxy(t, 'after-body');
+  const { proxy, target, lines, served } = await startFuzzedProxy(t, 'after-body');
   const seed = Number(process.env.FUZZ_SEED ?? 20261122);
   const rand = random(seed + 2);
   let deafEnded = 0;
@@ -363,7 +364,7 @@ t.test('control-frame, tiny-frame and stream-error floods: a flooder that never 
   t.ok(deafConnections > 0, `${deafConnections} of ${FLOOD_CONNECTIONS} flooders never read`);
   t.equal(deafEnded, deafConnections, `every flooder that never read was ended by the proxy (seed ${seed})`);
   t.ok((goawayCodes.get(ERROR_CODE.ENHANCE_YOUR_CALM) ?? 0) > 0, `the floods were ended by their budgets: GOAWAY codes seen ${JSON.stringify([...goawayCodes])}, ${served()} requests reached the endpoint`);
-  t.same(internalErrors(captured), [], 'no internal error was logged');
+  t.same(internalErrors(lines), [], 'no internal error was logged');
   t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
   t.equal(await fetchText(target, '/after-floods'), 'fine', 'a well-behaved app is served after all of it');
 });

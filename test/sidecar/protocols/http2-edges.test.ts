@@ -6,7 +6,8 @@ import t from 'tap';
 import { createEchoClient, startEchoBackend, unaryCall } from '../../helpers/grpc-echo.js';
 import { parseProxyConfig } from '../../../sidecar/config.js';
 import { startProxy } from '../../../sidecar/main.js';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 /** Errors, resets, retries and flow control on the HTTP/2 path. */
 
@@ -70,7 +71,7 @@ t.test('in a Pod, an unknown target passes through to its original destination, 
   source.knownAuthorities = new Set();
   const config = parseProxyConfig({ admin: '127.0.0.1:0', 'debug-admin': 'off', 'token-file': '/nonexistent' }, () => false);
   config.listen = { host: '127.0.0.1', port: 0 };
-  const proxy = await startProxy(config, { source, log: captureLogger().log, readOriginalDst: () => ({ host: '127.0.0.1', port: backend.port }) });
+  const proxy = await startProxy(config, { source, log: captureLogs('warn').log, readOriginalDst: () => ({ host: '127.0.0.1', port: backend.port }) });
   const client = createEchoClient(`127.0.0.1:${proxy.address.port}`);
   t.teardown(async () => {
     client.close();
