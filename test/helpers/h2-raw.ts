@@ -169,15 +169,18 @@ export async function rawServer(
     socket.write(settingsFrame(settings));
     onConnection(socket, reader);
   });
+  return { server, sockets, ...(await listenOnLoopback(server, sockets)) };
+}
+
+/** Listens on 127.0.0.1:0; `close()` destroys what is still in `open` (sockets, sessions), then closes the server. */
+export async function listenOnLoopback(server: net.Server, open: Set<{ destroy(): void }>): Promise<{ address: string; close(): Promise<void> }> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
-    server,
-    sockets,
     address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
+        for (const s of open) s.destroy();
         server.close(() => resolve());
       }),
   };

@@ -1,13 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http2 from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
-import t, { type Test } from 'tap';
+import type { Socket } from 'node:net';
+import t from 'tap';
 import { HpackDecoder } from '../../../sidecar/wire/h2/hpack.js';
 import { H2_CONNECTION_WINDOW_BYTES } from '../../../sidecar/upstream/h2-pool.js';
-import { F, T, frame, literalBlock, rawClient, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
-import { captureLogs } from '../../helpers/log-capture.js';
-import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
+import { F, T, frame, literalBlock, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
+import { startH2Endpoint, startH2Proxy } from '../../helpers/h2-proxy-kit.js';
 import type { RunningProxy } from '../../../sidecar/main.js';
 
 /**
@@ -17,36 +16,8 @@ import type { RunningProxy } from '../../../sidecar/main.js';
  */
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-const metricsOf = (proxy: Awaited<ReturnType<typeof startTestProxy>>['proxy']): string =>
+const metricsOf = (proxy: RunningProxy): string =>
   proxy.metrics.render({ upstreamConnections: () => [], endpointCounts: () => [] });
-
-async function startH2Server(
-  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
-  options: http2.ServerOptions = {},
-): Promise<{ server: http2.Http2Server; address: string; close(): Promise<void> }> {
-  const server = http2.createServer(options);
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-    s.on('error', () => undefined);
-  });
-  server.on('stream', (stream, headers) => {
-    stream.on('error', () => undefined);
-    onStream(stream, headers);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    server,
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** Echoes the request body back, naming itself in `x-backend`. */
 function echoHandler(name: string) {
@@ -81,23 +52,6 @@ function request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpH
     });
     if (body !== undefined) req.end(body);
   });
-}
-
-/** A proxy over `endpoints` and an app session to it; all three are closed at the end of the test. */
-async function proxiedSession(
-  t: Test,
-  endpoints: Array<{ address: string; close(): Promise<void> }>,
-  flags: Record<string, string> = {},
-): Promise<{ proxy: RunningProxy; target: string; session: http2.ClientHttp2Session }> {
-  const { proxy, target } = await startTestProxy(new TestSource(endpoints.map((e) => e.address)), flags);
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    for (const e of endpoints) await e.close();
-  });
-  return { proxy, target, session };
 }
 
 /** A raw endpoint that answers every request with GOAWAY(last-stream-id 0, `message`); counts them. */
@@ -145,16 +99,9 @@ function field(fields: string[], name: string): string | undefined {
 }
 
 t.test('malformed frames: GOAWAY naming the problem, that connection closes, others keep working, a warn is logged', async (t) => {
-  const backend = await startH2Server(echoHandler('steady'));
-  const { log, lines } = captureLogs('warn');
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]), {}, log);
-  const steady = http2.connect(`http://${target}`);
-  steady.on('error', () => undefined);
-  t.teardown(async () => {
-    steady.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const backend = await startH2Endpoint(echoHandler('steady'));
+  const kit = await startH2Proxy(t, [backend]);
+  const steady = kit.session();
   const before = await request(steady, POST('/before'), 'before');
   t.equal(before.body.toString(), 'before', 'an app connection opened before works');
 
@@ -261,9 +208,7 @@ t.test('malformed frames: GOAWAY naming the problem, that connection closes, oth
 
   for (const c of cases) {
     await t.test(c.name, async (t) => {
-      const { socket, reader } = await rawClient(proxy.address.port);
-      t.teardown(() => socket.destroy());
-      await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+      const { socket, reader } = await kit.handshake();
       socket.write(c.bytes);
       const goaway = await reader.waitFor((f) => f.type === T.GOAWAY, 5000, 'GOAWAY');
       t.equal(goaway.payload.readUInt32BE(4), c.code, `GOAWAY carries ${c.codeName}`);
@@ -272,15 +217,12 @@ t.test('malformed frames: GOAWAY naming the problem, that connection closes, oth
       t.match(debug, c.message, `the debug data names the problem: "${debug}"`);
       await reader.waitClosed(5000);
       t.pass('the connection closed');
-      const warn = lines.find((l) => /broke the HTTP\/2 protocol/.test(String(l.msg)) && c.message.test(String(l.error)));
+      const warn = kit.logs.lines.find((l) => /broke the HTTP\/2 protocol/.test(String(l.msg)) && c.message.test(String(l.error)));
       t.ok(warn, 'a warn line names the problem');
 
       const still = await request(steady, POST('/steady'), c.name);
       t.equal(still.body.toString(), c.name, 'the connection opened before still works');
-      const fresh = http2.connect(`http://${target}`);
-      fresh.on('error', () => undefined);
-      t.teardown(() => fresh.destroy());
-      const reply = await request(fresh, POST('/fresh'), 'fresh');
+      const reply = await request(kit.session(), POST('/fresh'), 'fresh');
       t.equal(reply.headers[':status'], 200);
       t.equal(reply.body.toString(), 'fresh', 'a new connection works');
     });
@@ -288,12 +230,7 @@ t.test('malformed frames: GOAWAY naming the problem, that connection closes, oth
 });
 
 t.test('PING from the app is answered with PING ACK carrying the same 8 bytes', async (t) => {
-  const { proxy } = await startTestProxy(new TestSource([]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-  });
+  const { socket, reader } = await (await startH2Proxy(t, [])).connect();
   const opaque = Buffer.from('8bytes!?');
   socket.write(frame(T.PING, 0, 0, opaque));
   const ack = await reader.waitFor((f) => f.type === T.PING, 5000, 'PING');
@@ -306,7 +243,7 @@ t.test('PING from the app is answered with PING ACK carrying the same 8 bytes', 
 t.test('padded HEADERS (with priority) and padded DATA are relayed with the padding stripped', async (t) => {
   let seen: { headers: http2.IncomingHttpHeaders; body: string } | undefined;
   let sentReply = '';
-  const backend = await startH2Server((stream, headers) => {
+  const backend = await startH2Endpoint((stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (d: Buffer) => chunks.push(d));
     stream.on('end', () => {
@@ -316,13 +253,8 @@ t.test('padded HEADERS (with priority) and padded DATA are relayed with the padd
       sentReply = JSON.stringify(seen);
     });
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.connect();
   const block = literalBlock([
     [':method', 'POST'],
     [':scheme', 'http'],
@@ -353,23 +285,16 @@ t.test('a 40 KiB header both ways: split into HEADERS + CONTINUATION, intact at 
   const bigRequest = randomBytes(30 * 1024).toString('base64'); // 40 KiB of text
   const bigReply = randomBytes(30 * 1024).toString('base64');
   const settings = { maxHeaderListSize: 256 * 1024 };
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream, headers) => {
       stream.respond({ ':status': 200, 'x-big-reply': bigReply, 'x-got-hash': sha(String(headers['x-big'] ?? '')) });
       stream.end('ok');
     },
     { settings, maxSendHeaderBlockLength: 256 * 1024 },
   );
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`, { settings, maxSendHeaderBlockLength: 256 * 1024 });
-  session.on('error', () => undefined);
-  const raw = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    session.destroy();
-    raw.socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const session = kit.session({ settings, maxSendHeaderBlockLength: 256 * 1024 });
+  const raw = await kit.connect();
 
   const reply = await request(session, { ...GET('/big'), 'x-big': bigRequest });
   t.equal(reply.error, undefined, 'no error');
@@ -403,7 +328,7 @@ t.test('a 40 KiB header both ways: split into HEADERS + CONTINUATION, intact at 
 
 t.test('tiny flow-control windows (1 KiB) on app and endpoint: 1 MiB down and 1 MiB up arrive intact', async (t) => {
   const download = randomBytes(1 << 20);
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream, headers) => {
       if (headers[':path'] === '/download') {
         stream.respond({ ':status': 200 });
@@ -414,14 +339,7 @@ t.test('tiny flow-control windows (1 KiB) on app and endpoint: 1 MiB down and 1 
     },
     { settings: { initialWindowSize: 1024 } },
   );
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`, { settings: { initialWindowSize: 1024 } });
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const session = (await startH2Proxy(t, [backend])).session({ settings: { initialWindowSize: 1024 } });
   const down = await request(session, GET('/download'));
   t.equal(down.error, undefined, 'download: no error');
   t.equal(down.body.length, download.length, 'download: 1 MiB');
@@ -435,8 +353,9 @@ t.test('tiny flow-control windows (1 KiB) on app and endpoint: 1 MiB down and 1 
 
 t.test('an endpoint GOAWAY below a stream already sent: retried on another endpoint, the app sees success', async (t) => {
   const leaving = await goawayEndpoint('test endpoint leaving');
-  const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   for (let i = 0; i < 4; i++) {
     const reply = await request(session, POST('/goaway'), `payload-${i}`);
     t.equal(reply.error, undefined, `request ${i}: no error`);
@@ -445,7 +364,7 @@ t.test('an endpoint GOAWAY below a stream already sent: retried on another endpo
     t.equal(reply.body.toString(), `payload-${i}`, `request ${i}: body replayed intact`);
   }
   t.ok(leaving.goaways() >= 1, `the leaving endpoint got ${leaving.goaways()} request(s) and answered GOAWAY(last=0)`);
-  t.match(metricsOf(proxy), new RegExp(`meshlet_retries_total\\{target="static",reason="goaway"\\} ${leaving.goaways()}\\b`), 'each GOAWAY counted as a retry');
+  t.match(metricsOf(kit.proxy), new RegExp(`meshlet_retries_total\\{target="static",reason="goaway"\\} ${leaving.goaways()}\\b`), 'each GOAWAY counted as a retry');
 });
 
 t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app gets the whole body, no error', async (t) => {
@@ -459,7 +378,8 @@ t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app ge
       socket.write(Buffer.concat(out));
     };
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   for (let i = 0; i < 2; i++) {
     const reply = await request(session, GET('/reset-ended'));
     t.equal(reply.error, undefined, `request ${i}: no error`);
@@ -474,15 +394,8 @@ t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app ge
 t.test('500 concurrent streams on one app connection, bodies 0 B..200 KiB, echoed by 3 endpoints', async (t) => {
   const names = ['e1', 'e2', 'e3'];
   const memory = { maxSessionMemory: 256 };
-  const backends = await Promise.all(names.map((n) => startH2Server(echoHandler(n), memory)));
-  const { proxy, target } = await startTestProxy(new TestSource(backends.map((b) => b.address)), { 'lb-policy': 'round-robin' });
-  const session = http2.connect(`http://${target}`, memory);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await Promise.all(backends.map((b) => b.close()));
-  });
+  const backends = await Promise.all(names.map((n) => startH2Endpoint(echoHandler(n), memory)));
+  const session = (await startH2Proxy(t, backends, { 'lb-policy': 'round-robin' })).session(memory);
   const source = randomBytes(256 * 1024);
   const STREAMS = 500;
   const MAX = 200 * 1024;
@@ -517,8 +430,9 @@ t.test('GOAWAY(last=first stream) with three streams in flight: the first is ans
       );
     };
   });
-  const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => request(session, POST('/drain'), `body-${i}`)));
   t.equal(goaways, 1, 'the leaving endpoint got three concurrent streams and sent GOAWAY once');
   t.same(replies.map((r) => r.error), Array(6).fill(undefined), 'no request failed');
@@ -528,22 +442,17 @@ t.test('GOAWAY(last=first stream) with three streams in flight: the first is ans
   replies.forEach((r, i) => {
     if (r.headers['x-backend'] === 'staying') t.equal(r.body.toString(), `body-${i}`, `request ${i} echoed by the other endpoint`);
   });
-  t.match(metricsOf(proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 2\b/, 'the two streams above last-stream-id were retried');
+  t.match(metricsOf(kit.proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 2\b/, 'the two streams above last-stream-id were retried');
 });
 
 t.test('an app with SETTINGS_INITIAL_WINDOW_SIZE 0 gets no DATA until it opens its window, then the whole body', async (t) => {
   const download = randomBytes(100 * 1024);
-  const backend = await startH2Server((stream) => {
+  const backend = await startH2Endpoint((stream) => {
     stream.respond({ ':status': 200 });
     stream.end(download);
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.connect();
   socket.write(settingsFrame([[4, 0]]));
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock(REQUEST_FIELDS)));
   await reader.waitFor((f) => f.type === T.HEADERS && f.streamId === 1, 5000, 'response HEADERS');
@@ -584,14 +493,8 @@ t.test('credit only for bytes passed on: an endpoint granting no window holds th
     },
     [[4, 0]],
   );
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
-  const settings = await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader, settings } = await kit.handshake();
   let streamWindow = 65_535;
   for (let p = 0; p < settings.payload.length; p += 6) if (settings.payload.readUInt16BE(p) === 4) streamWindow = settings.payload.readUInt32BE(p + 2);
   const windowUpdates = (streamId: number) => reader.frames.filter((f) => f.type === T.WINDOW_UPDATE && f.streamId === streamId).reduce((n, f) => n + (f.payload.readUInt32BE(0) & 0x7fffffff), 0);
@@ -627,15 +530,8 @@ t.test('an app that ignores the connection window gets FLOW_CONTROL_ERROR; the e
     },
     [[4, 0]],
   );
-  const { log, lines } = captureLogs('warn');
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]), {}, log);
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
-  await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.handshake();
   const chunk = Buffer.alloc(16_384, 7);
   // Streams of 1 MiB each (the stream window), two more than the connection window the proxy
   // grants holds, while the endpoint reads nothing.
@@ -657,13 +553,13 @@ t.test('an app that ignores the connection window gets FLOW_CONTROL_ERROR; the e
     opened.map(() => 8),
     'every stream the endpoint saw was reset with CANCEL',
   );
-  t.ok(lines.some((l) => /flow-control window/.test(String(l.error))), 'a warn line names it');
+  t.ok(kit.logs.lines.some((l) => /flow-control window/.test(String(l.error))), 'a warn line names it');
 });
 
 t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread over more connections, all succeed', async (t) => {
   let maxConcurrent = 0;
   let sessions = 0;
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream) => {
       const session = stream.session as http2.ServerHttp2Session & { active?: number };
       session.active = (session.active ?? 0) + 1;
@@ -681,7 +577,8 @@ t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread
     { settings: { maxConcurrentStreams: 2 } },
   );
   backend.server.on('session', () => sessions++);
-  const { proxy, session } = await proxiedSession(t, [backend]);
+  const kit = await startH2Proxy(t, [backend]);
+  const session = kit.session();
   const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(session, POST('/limited'), `n${i}`)));
   t.same(
     replies.map((r) => r.body.toString()),
@@ -697,7 +594,8 @@ t.test('the app resetting a stream mid-request: the endpoint gets RST_STREAM(CAN
   const endpoint = await rawServer((_socket, reader) => {
     reader.onFrame = (f) => frames.push(f);
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const req = session.request(POST('/cancel'));
   req.on('error', () => undefined);
   req.write('partial');
@@ -728,13 +626,8 @@ t.test('header bytes outside ASCII (obs-text 0x80..0xff) pass byte-exact both wa
       );
     };
   });
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.connect();
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock([...REQUEST_FIELDS, ['x-bytes', value]])));
   const { fields } = await readResponse(reader, 1);
   t.ok(seenBlock, 'the endpoint got the request');
@@ -757,7 +650,8 @@ t.test('an informational 103 response is passed on before the final 200', async 
       );
     };
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const req = session.request(GET('/hints'));
   const informational: http2.IncomingHttpHeaders[] = [];
   req.on('headers', (h) => informational.push(h));
@@ -778,8 +672,9 @@ t.test('GOAWAY before processing a request whose body is too big to replay: a 50
       if (f.type === T.HEADERS) socket.write(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0, 0), Buffer.from('bye')])));
     };
   });
-  const staying = await startH2Server(echoHandler('staying'));
-  const { session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   const big = randomBytes(512 * 1024);
   const outcomes: string[] = [];
   for (let i = 0; i < 2; i++) {
@@ -803,14 +698,8 @@ t.test('an app opening more streams than the 1000 it was allowed: REFUSED_STREAM
       socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, f.streamId, literalBlock([[':status', '200']])), frame(T.DATA, F.END_STREAM, f.streamId, Buffer.from('done'))]));
     };
   });
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
-  const settings = await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader, settings } = await kit.handshake();
   let advertised = 0;
   for (let p = 0; p < settings.payload.length; p += 6) if (settings.payload.readUInt16BE(p) === 3) advertised = settings.payload.readUInt32BE(p + 2);
   t.equal(advertised, 1000, 'the proxy advertises SETTINGS_MAX_CONCURRENT_STREAMS 1000');
@@ -848,13 +737,8 @@ t.test('an endpoint answering early and resetting with NO_ERROR while the app st
       );
     };
   });
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.connect();
   socket.write(frame(T.HEADERS, F.END_HEADERS, 1, literalBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/upload'], [':authority', 'raw.test']])));
   socket.write(frame(T.DATA, 0, 1, Buffer.alloc(16_000, 1)));
   const { fields, body } = await readResponse(reader, 1);
@@ -871,8 +755,9 @@ t.test('an endpoint answering early and resetting with NO_ERROR while the app st
 
 t.test('a request body still streaming when its endpoint sends GOAWAY: the retry carries what came before and after', async (t) => {
   const leaving = await goawayEndpoint('restarting');
-  const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   const parts = [randomBytes(40 * 1024), randomBytes(20 * 1024), randomBytes(3 << 20)];
   const whole = Buffer.concat(parts);
   for (let i = 0; i < 2; i++) {
@@ -893,13 +778,13 @@ t.test('a request body still streaming when its endpoint sends GOAWAY: the retry
     t.equal(sha(Buffer.concat(chunks)), sha(whole), `request ${i}: the whole ${whole.length}-byte body, in order`);
   }
   t.equal(leaving.goaways(), 1, 'one request met the leaving endpoint');
-  t.match(metricsOf(proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 1\b/);
+  t.match(metricsOf(kit.proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 1\b/);
 });
 
 t.test('40 KiB trailers from the endpoint reach the app (HEADERS with END_STREAM + CONTINUATION)', async (t) => {
   const bigTrailer = randomBytes(30 * 1024).toString('base64');
   const settings = { maxHeaderListSize: 256 * 1024 };
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream) => {
       stream.respond({ ':status': 200 }, { waitForTrailers: true });
       stream.on('wantTrailers', () => stream.sendTrailers({ 'x-big-trailer': bigTrailer }));
@@ -907,14 +792,7 @@ t.test('40 KiB trailers from the endpoint reach the app (HEADERS with END_STREAM
     },
     { settings, maxSendHeaderBlockLength: 256 * 1024 },
   );
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`, { settings });
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const session = (await startH2Proxy(t, [backend])).session({ settings });
   const req = session.request(GET('/trailers'));
   let body = '';
   req.on('data', (d) => (body += d));
@@ -945,7 +823,8 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
     },
     [[4, 65_536]],
   );
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const pending = request(session, POST('/shrink'), body);
   const waitReceived = async (n: number, what: string) => {
     const deadline = Date.now() + 5000;
@@ -970,7 +849,7 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
 t.test('downloads an app stopped reading do not stall other requests to the same endpoint', async (t) => {
   const CHUNK = Buffer.alloc(64 * 1024, 2);
   const CHUNKS = 64; // 4 MiB offered per /big download
-  const backend = await startH2Server((stream, headers) => {
+  const backend = await startH2Endpoint((stream, headers) => {
     stream.respond({ ':status': 200 });
     if (headers[':path'] !== '/big') return void stream.end('small');
     let i = 0;
@@ -983,17 +862,9 @@ t.test('downloads an app stopped reading do not stall other requests to the same
     };
     pump();
   });
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const stuck = http2.connect(`http://${target}`);
-  const other = http2.connect(`http://${target}`);
-  stuck.on('error', () => undefined);
-  other.on('error', () => undefined);
-  t.teardown(async () => {
-    stuck.destroy();
-    other.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const stuck = kit.session();
+  const other = kit.session();
   // Each unread download can hold a whole stream window of the shared endpoint connection; the
   // endpoint connection's window must not let a few of them stop everyone else's responses.
   const STUCK_STREAMS = 6;
@@ -1010,14 +881,9 @@ t.test('downloads an app stopped reading do not stall other requests to the same
 });
 
 t.test('HEADERS on a stream id lower than one already opened: the app gets RST_STREAM STREAM_CLOSED, never silence', async (t) => {
-  const backend = await startH2Server(echoHandler('b'));
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const backend = await startH2Endpoint(echoHandler('b'));
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.connect();
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 5, literalBlock(REQUEST_FIELDS)));
   await readResponse(reader, 5);
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, literalBlock(REQUEST_FIELDS)));
@@ -1033,12 +899,9 @@ t.test('HEADERS on a stream id lower than one already opened: the app gets RST_S
 });
 
 t.test('a header block that never ends is cut off with GOAWAY ENHANCE_YOUR_CALM (CONTINUATION flood)', async (t) => {
-  const { proxy } = await startTestProxy(new TestSource([]));
-  t.teardown(() => proxy.close());
+  const kit = await startH2Proxy(t, []);
   await t.test('300 KiB of CONTINUATION frames', async (t) => {
-    const { socket, reader } = await rawClient(proxy.address.port);
-    t.teardown(() => socket.destroy());
-    await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+    const { socket, reader } = await kit.handshake();
     socket.write(frame(T.HEADERS, 0, 1, literalBlock(REQUEST_FIELDS)));
     const filler = Buffer.alloc(16_384, 0x61);
     for (let i = 0; i < 20 && !reader.closed; i++) socket.write(frame(T.CONTINUATION, 0, 1, filler));
@@ -1048,9 +911,7 @@ t.test('a header block that never ends is cut off with GOAWAY ENHANCE_YOUR_CALM 
     await reader.waitClosed(5000);
   });
   await t.test('100000 empty CONTINUATION frames', async (t) => {
-    const { socket, reader } = await rawClient(proxy.address.port);
-    t.teardown(() => socket.destroy());
-    await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+    const { socket, reader } = await kit.handshake();
     socket.write(frame(T.HEADERS, 0, 1, literalBlock(REQUEST_FIELDS)));
     const empty = frame(T.CONTINUATION, 0, 1);
     socket.write(Buffer.concat(Array.from({ length: 100_000 }, () => empty)));
@@ -1061,18 +922,12 @@ t.test('a header block that never ends is cut off with GOAWAY ENHANCE_YOUR_CALM 
 });
 
 t.test('a request header list above the limit gets 431 naming it; the connection and its HPACK state carry on', async (t) => {
-  const backend = await startH2Server((stream, headers) => {
+  const backend = await startH2Endpoint((stream, headers) => {
     stream.respond({ ':status': 200 });
     stream.end(`x-later=${String(headers['x-later'])}`);
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
-  await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.handshake();
   // 9000 one-byte fields: ~45 KB encoded, ~306 KB by the RFC's accounting (32 bytes per field).
   const many = literalBlock(Array.from({ length: 9000 }, (): [string, string] => ['a', 'b']));
   // Last, a literal WITH incremental indexing: it must still enter the dynamic table.
@@ -1115,7 +970,8 @@ t.test('an endpoint response header list above the limit: that request fails wit
       }
     };
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const bad = await request(session, GET('/huge-response-headers'));
   t.equal(bad.headers[':status'], 502);
   t.match(bad.body.toString(), /header list larger than 262144 bytes/, 'the body names the problem');
@@ -1126,7 +982,7 @@ t.test('an endpoint response header list above the limit: that request fails wit
 
 t.test('request trailers from the app reach the endpoint after the body, even when all arrive before the endpoint connection is up', async (t) => {
   let seen: { body: string; trailers: http2.IncomingHttpHeaders | undefined } | undefined;
-  const backend = await startH2Server((stream) => {
+  const backend = await startH2Endpoint((stream) => {
     let body = '';
     let trailers: http2.IncomingHttpHeaders | undefined;
     stream.on('trailers', (tr) => (trailers = tr));
@@ -1137,14 +993,8 @@ t.test('request trailers from the app reach the endpoint after the body, even wh
       stream.end('got it');
     });
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
-  await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.handshake();
   socket.write(
     Buffer.concat([
       frame(T.HEADERS, F.END_HEADERS, 1, literalBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/trailers'], [':authority', 'raw.test']])),
@@ -1165,7 +1015,8 @@ t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a 
   const endpoint = await rawServer(() => {
     connections++;
   }, [[3, 0]]);
-  const { proxy, session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const reply = await request(session, GET('/nowhere'));
   t.equal(reply.headers[':status'], 502);
   t.match(reply.body.toString(), /allows no streams \(SETTINGS_MAX_CONCURRENT_STREAMS 0\)/, 'the body names the problem');
@@ -1174,12 +1025,13 @@ t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a 
 
 t.test('header fields marked never-indexed (sensitive) stay so across the proxy, both ways', async (t) => {
   let seenSensitive: unknown;
-  const backend = await startH2Server((stream, headers) => {
+  const backend = await startH2Endpoint((stream, headers) => {
     seenSensitive = (headers as unknown as Record<symbol, unknown>)[http2.sensitiveHeaders];
     stream.respond({ ':status': 200, 'set-cookie': 'session=s3cret', 'x-plain': 'p', [http2.sensitiveHeaders]: ['set-cookie'] });
     stream.end('ok');
   });
-  const { session } = await proxiedSession(t, [backend]);
+  const kit = await startH2Proxy(t, [backend]);
+  const session = kit.session();
   const reply = await request(session, { ...GET('/sensitive'), authorization: 'Bearer t0ken', 'x-plain': 'p', [http2.sensitiveHeaders]: ['authorization'] });
   t.equal(reply.body.toString(), 'ok');
   t.same(seenSensitive, ['authorization'], 'the endpoint received authorization as never-indexed, and only it');
@@ -1197,21 +1049,14 @@ t.test('an endpoint connection that goes silent (no FIN, no PING answer) is clos
       if (f.type === T.HEADERS) socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, f.streamId, literalBlock([[':status', '200']])), frame(T.DATA, F.END_STREAM, f.streamId, Buffer.from('alive'))]));
     };
   });
-  const { log, lines } = captureLogs('warn');
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]), { 'upstream-ping-ms': '100' }, log);
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const kit = await startH2Proxy(t, [endpoint], { 'upstream-ping-ms': '100' });
+  const session = kit.session();
   const started = Date.now();
   const stuck = await request(session, GET('/into-the-void'));
   t.equal(stuck.headers[':status'], 502, 'the request on the dead connection fails instead of hanging');
   t.match(stuck.body.toString(), /no answer to a PING within 100 ms/, 'naming why');
   t.ok(Date.now() - started < 2000, `within ${Date.now() - started} ms (ping interval 100 ms)`);
-  t.ok(lines.some((l) => l.msg === 'upstream connection did not answer PING: closing it'), 'a warn line says so');
+  t.ok(kit.logs.lines.some((l) => l.msg === 'upstream connection did not answer PING: closing it'), 'a warn line says so');
   silent = false;
   const next = await request(session, GET('/again'));
   t.equal(next.body.toString(), 'alive', 'the next request is served');
