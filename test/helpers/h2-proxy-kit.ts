@@ -56,6 +56,8 @@ export interface H2ProxyKit {
   handshake(): Promise<RawConnection & { settings: RawFrame }>;
   /** A node:http2 app session to the proxy; its errors are ignored (tests look at the streams). */
   session(options?: http2.ClientSessionOptions): http2.ClientHttp2Session;
+  /** Requests the balancers count in flight, over every endpoint. */
+  inFlight(): number;
 }
 
 /**
@@ -98,6 +100,11 @@ export async function startH2Proxy(t: Test, endpoints: TestEndpoint[], flags: Re
       sessions.add(session);
       session.on('close', () => sessions.delete(session));
       return session;
+    },
+    inFlight: () => {
+      let n = 0;
+      for (const balancer of proxy.registry.all()) for (const endpoint of balancer.endpoints()) n += endpoint.inFlight;
+      return n;
     },
   };
 }

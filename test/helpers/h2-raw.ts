@@ -76,6 +76,7 @@ export class FrameReader {
   private buffer = Buffer.alloc(0);
   private prefaceLeft: number;
   private waiters: Array<() => void> = [];
+  private pingsSent = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -129,6 +130,17 @@ export class FrameReader {
         });
       });
     }
+  }
+
+  /**
+   * Sends a PING and waits for its ACK. The peer handles frames in order, so by then it has read
+   * every frame written before the PING, and whatever it wrote before the ACK is in `frames`.
+   */
+  async roundTrip(timeoutMs = 5000): Promise<void> {
+    const payload = Buffer.alloc(8);
+    payload.writeUInt32BE(++this.pingsSent, 4);
+    this.socket.write(frame(T.PING, 0, 0, payload));
+    await this.waitFor((f) => f.type === T.PING && (f.flags & F.ACK) !== 0 && f.payload.equals(payload), timeoutMs, `the ACK of PING ${this.pingsSent}`);
   }
 
   /** Resolves when the socket has closed, rejects after `timeoutMs`. */

@@ -7,6 +7,7 @@ import { HpackDecoder } from '../../../sidecar/wire/h2/hpack.js';
 import { H2_CONNECTION_WINDOW_BYTES } from '../../../sidecar/upstream/h2-pool.js';
 import { F, T, frame, literalBlock, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
 import { startH2Endpoint, startH2Proxy } from '../../helpers/h2-proxy-kit.js';
+import { waitUntil, withTimeout } from '../../helpers/wait.js';
 import type { RunningProxy } from '../../../sidecar/main.js';
 
 /**
@@ -456,6 +457,7 @@ t.test('an app with SETTINGS_INITIAL_WINDOW_SIZE 0 gets no DATA until it opens i
   socket.write(settingsFrame([[4, 0]]));
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock(REQUEST_FIELDS)));
   await reader.waitFor((f) => f.type === T.HEADERS && f.streamId === 1, 5000, 'response HEADERS');
+  // Absence over time is the check: the proxy exposes no event for "body held", so 300 ms for DATA that must not come.
   await new Promise((r) => setTimeout(r, 300));
   const early = reader.frames.filter((f) => f.type === T.DATA && f.streamId === 1).reduce((n, f) => n + f.payload.length, 0);
   t.equal(early, 0, 'no body byte while the window is 0');
@@ -503,14 +505,19 @@ t.test('credit only for bytes passed on: an endpoint granting no window holds th
   const body = randomBytes(streamWindow);
   socket.write(frame(T.HEADERS, F.END_HEADERS, 1, literalBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/hold'], [':authority', 'raw.test']])));
   for (let offset = 0; offset < body.length; offset += 16_384) socket.write(frame(T.DATA, 0, 1, body.subarray(offset, offset + 16_384)));
-  await new Promise((r) => setTimeout(r, 400));
+  await waitUntil(() => upstream !== undefined, 5000, 'the proxy to connect to the endpoint');
+  await upstream!.reader.waitFor((f) => f.type === T.HEADERS, 5000, 'the request HEADERS at the endpoint');
+  // PING round trips as barriers: the proxy has read every DATA frame, then written (to either
+  // side) whatever it would for them.
+  await reader.roundTrip();
+  await upstream!.reader.roundTrip();
+  await reader.roundTrip();
   t.equal(received, 0, 'the endpoint got no body byte: its window is 0');
   t.equal(windowUpdates(1), 0, 'the app got no stream credit for bytes still held');
   t.equal(windowUpdates(0), connectionCreditBefore, 'nor connection credit');
   t.ok(upstream, 'the proxy connected to the endpoint');
   upstream!.socket.write(Buffer.concat([settingsFrame([[4, 1 << 22]]), frame(T.WINDOW_UPDATE, 0, 0, u32(1 << 22))]));
-  const deadline = Date.now() + 5000;
-  while (received < body.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => received >= body.length, 5000, `all ${body.length} bytes at the endpoint`);
   t.equal(received, body.length, `the endpoint got all ${body.length} bytes once it opened its window`);
   await reader.waitFor(() => windowUpdates(0) > connectionCreditBefore && windowUpdates(1) > 0, 5000, 'stream and connection credit once the bytes moved');
   socket.write(frame(T.DATA, F.END_STREAM, 1));
@@ -545,8 +552,7 @@ t.test('an app that ignores the connection window gets FLOW_CONTROL_ERROR; the e
   t.equal(goaway.payload.readUInt32BE(4), 3, 'FLOW_CONTROL_ERROR');
   t.match(goaway.payload.subarray(8).toString(), /beyond the connection flow-control window/);
   await reader.waitClosed(5000);
-  const deadline = Date.now() + 3000;
-  while (resets.length < opened.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => resets.length >= opened.length, 3000, 'a reset for every stream the endpoint saw');
   t.ok(opened.length > 0, `the endpoint saw ${opened.length} stream(s)`);
   t.same(
     resets.map((r) => r.code),
@@ -567,6 +573,7 @@ t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread
       stream.on('close', () => session.active!--);
       const chunks: Buffer[] = [];
       stream.on('data', (d: Buffer) => chunks.push(d));
+      // Each answer waits 10 ms so that streams overlap: how long they stay open is the load tested.
       stream.on('end', () =>
         setTimeout(() => {
           stream.respond({ ':status': 200 });
@@ -599,12 +606,11 @@ t.test('the app resetting a stream mid-request: the endpoint gets RST_STREAM(CAN
   const req = session.request(POST('/cancel'));
   req.on('error', () => undefined);
   req.write('partial');
-  const deadline = Date.now() + 5000;
-  while (!frames.some((f) => f.type === T.DATA) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => frames.some((f) => f.type === T.DATA), 5000, 'the request DATA at the endpoint');
   const headers = frames.find((f) => f.type === T.HEADERS);
   t.ok(headers, 'the endpoint got the request');
   req.close(http2.constants.NGHTTP2_CANCEL);
-  while (!frames.some((f) => f.type === T.RST_STREAM) && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => frames.some((f) => f.type === T.RST_STREAM), 3000, 'RST_STREAM at the endpoint');
   const rst = frames.find((f) => f.type === T.RST_STREAM);
   t.equal(rst?.streamId, headers?.streamId, 'the reset is on the endpoint stream');
   t.equal(rst?.payload.readUInt32BE(0), 8, 'with CANCEL');
@@ -768,10 +774,10 @@ t.test('a request body still streaming when its endpoint sends GOAWAY: the retry
     req.on('error', (err) => (error = err));
     const headers = once(req, 'response');
     req.write(parts[0]);
-    await new Promise((r) => setTimeout(r, 150));
+    // The response starts (from the endpoint that stayed, after a retry or not) before the rest of the body is sent.
+    const [h] = await withTimeout(headers, 5000, `the response to request ${i}`);
     req.write(parts[1]);
     req.end(parts[2]);
-    const [h] = await headers;
     await new Promise((r) => req.on('close', r));
     t.equal(error, undefined, `request ${i}: no error`);
     t.equal(h['x-backend'], 'staying', `request ${i}: served by the endpoint that stayed`);
@@ -805,11 +811,13 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
   const body = randomBytes(200 * 1024);
   let received = 0;
   let endpointSocket: Socket | undefined;
+  let endpointReader: FrameReader | undefined;
   let streamId = 0;
   const chunks: Buffer[] = [];
   const endpoint = await rawServer(
     (socket, reader) => {
       endpointSocket = socket;
+      endpointReader = reader;
       socket.write(frame(T.WINDOW_UPDATE, 0, 0, u32(8 << 20)));
       reader.onFrame = (f) => {
         if (f.type === T.HEADERS) streamId = f.streamId;
@@ -827,18 +835,18 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
   const session = kit.session();
   const pending = request(session, POST('/shrink'), body);
   const waitReceived = async (n: number, what: string) => {
-    const deadline = Date.now() + 5000;
-    while (received < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => received >= n, 5000, `${n} bytes at the endpoint`);
     t.equal(received, n, what);
   };
   await waitReceived(65_536, 'the first 64 KiB: the whole initial window');
   // Window 0 now; SETTINGS 16 KiB moves it to -48 KiB; +48 KiB brings it back to 0.
   endpointSocket!.write(Buffer.concat([settingsFrame([[4, 16_384]]), frame(T.WINDOW_UPDATE, 0, streamId, u32(49_152))]));
-  await new Promise((r) => setTimeout(r, 300));
+  // The proxy answers a PING after the frames before it: any DATA they released is in by then.
+  await endpointReader!.roundTrip();
   t.equal(received, 65_536, 'nothing sent while the window is at or below zero');
   endpointSocket!.write(frame(T.WINDOW_UPDATE, 0, streamId, u32(10_000)));
   await waitReceived(75_536, 'exactly the 10000 bytes the window allowed');
-  await new Promise((r) => setTimeout(r, 200));
+  await endpointReader!.roundTrip();
   t.equal(received, 75_536, 'and no more');
   endpointSocket!.write(frame(T.WINDOW_UPDATE, 0, streamId, u32(1 << 20)));
   const reply = await pending;
@@ -849,6 +857,7 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
 t.test('downloads an app stopped reading do not stall other requests to the same endpoint', async (t) => {
   const CHUNK = Buffer.alloc(64 * 1024, 2);
   const CHUNKS = 64; // 4 MiB offered per /big download
+  let stalled = 0;
   const backend = await startH2Endpoint((stream, headers) => {
     stream.respond({ ':status': 200 });
     if (headers[':path'] !== '/big') return void stream.end('small');
@@ -856,7 +865,12 @@ t.test('downloads an app stopped reading do not stall other requests to the same
     const pump = () => {
       while (i < CHUNKS) {
         i++;
-        if (!stream.write(CHUNK)) return void stream.once('drain', pump);
+        if (stream.write(CHUNK)) continue;
+        stalled++;
+        return void stream.once('drain', () => {
+          stalled--;
+          pump();
+        });
       }
       stream.end();
     };
@@ -874,7 +888,7 @@ t.test('downloads an app stopped reading do not stall other requests to the same
     await once(req, 'response');
     req.pause();
   }
-  await new Promise((r) => setTimeout(r, 500));
+  await waitUntil(() => stalled === STUCK_STREAMS, 5000, `all ${STUCK_STREAMS} unread downloads to stall at the endpoint`);
   const small = request(other, GET('/small'));
   const outcome = await Promise.race([small.then((r) => r.body.toString()), new Promise<string>((r) => setTimeout(() => r('stalled for 3 s'), 3000))]);
   t.equal(outcome, 'small', `another app's small request completes while ${STUCK_STREAMS} downloads sit unread`);
@@ -1041,11 +1055,15 @@ t.test('header fields marked never-indexed (sensitive) stay so across the proxy,
 t.test('an endpoint connection that goes silent (no FIN, no PING answer) is closed: its requests fail, the next ones use a new connection', async (t) => {
   let connections = 0;
   let silent = true;
+  let pingsAnswered = 0;
   const endpoint = await rawServer((socket, reader) => {
     const index = ++connections;
     reader.onFrame = (f) => {
       if (index === 1 && silent) return; // a dead peer: reads nothing, answers nothing, never closes
-      if (f.type === T.PING && (f.flags & F.ACK) === 0) socket.write(frame(T.PING, F.ACK, 0, f.payload));
+      if (f.type === T.PING && (f.flags & F.ACK) === 0) {
+        socket.write(frame(T.PING, F.ACK, 0, f.payload));
+        pingsAnswered++;
+      }
       if (f.type === T.HEADERS) socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, f.streamId, literalBlock([[':status', '200']])), frame(T.DATA, F.END_STREAM, f.streamId, Buffer.from('alive'))]));
     };
   });
@@ -1063,7 +1081,8 @@ t.test('an endpoint connection that goes silent (no FIN, no PING answer) is clos
   t.equal(connections, 2, 'on a new endpoint connection');
   const pinged = await request(session, GET('/after-a-pause'));
   t.equal(pinged.body.toString(), 'alive');
-  await new Promise((r) => setTimeout(r, 500));
+  const answeredBefore = pingsAnswered;
+  await waitUntil(() => pingsAnswered >= answeredBefore + 3, 5000, 'three PINGs of the proxy answered during a silence');
   const afterPause = await request(session, GET('/still'));
   t.equal(afterPause.body.toString(), 'alive', 'a connection that answers its PINGs stays in use through silences');
   t.equal(connections, 2, 'no new connection was needed');
