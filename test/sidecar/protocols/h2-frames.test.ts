@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import t from 'tap';
 import { HpackDecoder } from '../../../sidecar/wire/h2/hpack.js';
-import { H2_CONNECTION_WINDOW_BYTES } from '../../../sidecar/upstream/h2-pool.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES } from '../../../sidecar/upstream/h2-pool.js';
 import { F, T, frame, literalBlock, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
 import { startH2Endpoint, startH2Proxy } from '../../helpers/h2-proxy-kit.js';
 import { waitUntil, withTimeout } from '../../helpers/wait.js';
@@ -857,21 +857,24 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
 t.test('downloads an app stopped reading do not stall other requests to the same endpoint', async (t) => {
   const CHUNK = Buffer.alloc(64 * 1024, 2);
   const CHUNKS = 64; // 4 MiB offered per /big download
-  let stalled = 0;
+  const downloads: Array<{ written: number; isWaiting: boolean; hasEnded: boolean }> = [];
   const backend = await startH2Endpoint((stream, headers) => {
     stream.respond({ ':status': 200 });
     if (headers[':path'] !== '/big') return void stream.end('small');
+    const download = { written: 0, isWaiting: false, hasEnded: false };
+    downloads.push(download);
     let i = 0;
     const pump = () => {
+      download.isWaiting = false;
       while (i < CHUNKS) {
         i++;
-        if (stream.write(CHUNK)) continue;
-        stalled++;
-        return void stream.once('drain', () => {
-          stalled--;
-          pump();
-        });
+        download.written += CHUNK.length;
+        if (!stream.write(CHUNK)) {
+          download.isWaiting = true;
+          return void stream.once('drain', pump);
+        }
       }
+      download.hasEnded = true;
       stream.end();
     };
     pump();
@@ -888,7 +891,8 @@ t.test('downloads an app stopped reading do not stall other requests to the same
     await once(req, 'response');
     req.pause();
   }
-  await waitUntil(() => stalled === STUCK_STREAMS, 5000, `all ${STUCK_STREAMS} unread downloads to stall at the endpoint`);
+  const isHeld = (d: (typeof downloads)[number]) => d.hasEnded || (d.isWaiting && d.written > H2_STREAM_WINDOW_BYTES);
+  await waitUntil(() => downloads.length === STUCK_STREAMS && downloads.every(isHeld), 10_000, `all ${STUCK_STREAMS} unread downloads to fill their stream windows`);
   const small = request(other, GET('/small'));
   const outcome = await Promise.race([small.then((r) => r.body.toString()), new Promise<string>((r) => setTimeout(() => r('stalled for 3 s'), 3000))]);
   t.equal(outcome, 'small', `another app's small request completes while ${STUCK_STREAMS} downloads sit unread`);
