@@ -55,7 +55,9 @@ export async function startTestProxy(
     'debug-admin': '127.0.0.1:0',
     'lb-policy': 'round-robin',
     'log-level': 'warn',
-    'detect-timeout-ms': '300',
+    // Long enough that this process being descheduled on a busy machine does not get a client's
+    // first bytes read after the detection timer fired (the connection would be taken for opaque).
+    'detect-timeout-ms': '2000',
     'connect-timeout-ms': '2000',
     'shutdown-grace-seconds': '5',
     'max-endpoint-labels': '200',
