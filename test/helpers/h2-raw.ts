@@ -76,6 +76,7 @@ export class FrameReader {
   private buffer = Buffer.alloc(0);
   private prefaceLeft: number;
   private waiters: Array<() => void> = [];
+  private pingsSent = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -131,6 +132,17 @@ export class FrameReader {
     }
   }
 
+  /**
+   * Sends a PING and waits for its ACK. The peer handles frames in order, so by then it has read
+   * every frame written before the PING, and whatever it wrote before the ACK is in `frames`.
+   */
+  async roundTrip(timeoutMs = 5000): Promise<void> {
+    const payload = Buffer.alloc(8);
+    payload.writeUInt32BE(++this.pingsSent, 4);
+    this.socket.write(frame(T.PING, 0, 0, payload));
+    await this.waitFor((f) => f.type === T.PING && (f.flags & F.ACK) !== 0 && f.payload.equals(payload), timeoutMs, `the ACK of PING ${this.pingsSent}`);
+  }
+
   /** Resolves when the socket has closed, rejects after `timeoutMs`. */
   async waitClosed(timeoutMs = 5000): Promise<void> {
     if (this.closed) return;
@@ -169,15 +181,18 @@ export async function rawServer(
     socket.write(settingsFrame(settings));
     onConnection(socket, reader);
   });
+  return { server, sockets, ...(await listenOnLoopback(server, sockets)) };
+}
+
+/** Listens on 127.0.0.1:0; `close()` destroys what is still in `open` (sockets, sessions), then closes the server. */
+export async function listenOnLoopback(server: net.Server, open: Set<{ destroy(): void }>): Promise<{ address: string; close(): Promise<void> }> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
-    server,
-    sockets,
     address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
+        for (const s of open) s.destroy();
         server.close(() => resolve());
       }),
   };

@@ -1,10 +1,10 @@
-import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/logger.js';
 import { parseProxyConfig, type ProxyConfig } from '../../sidecar/config.js';
 import { EndpointSet, makeEndpoint } from '../../sidecar/discovery/endpoint-set.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from '../../sidecar/discovery/source.js';
 import { startProxy, type RunningProxy } from '../../sidecar/main.js';
 import { parseHostPort } from '../../src/common/values.js';
+import { captureLogs } from './log-capture.js';
 
 /**
  * Test-only endpoint source: one target whose endpoints the test sets directly (the real sources
@@ -42,27 +42,11 @@ export class TestSource implements EndpointSource {
   async close(): Promise<void> {}
 }
 
-export interface LogLines {
-  lines: Array<Record<string, unknown>>;
-}
-
-/** A logger whose JSON lines the test can read. */
-export function captureLogger(level: 'info' | 'debug' | 'warn' = 'warn'): { log: Logger; captured: LogLines } {
-  const captured: LogLines = { lines: [] };
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) captured.lines.push(JSON.parse(line));
-      cb();
-    },
-  });
-  return { log: createLogger({ level, stream }), captured };
-}
-
 /** A standalone proxy on loopback with ephemeral ports, fed by `source`. */
 export async function startTestProxy(
   source: EndpointSource,
   flags: Record<string, string> = {},
-  log: Logger = captureLogger().log,
+  log: Logger = captureLogs('warn').log,
 ): Promise<{ proxy: RunningProxy; config: ProxyConfig; target: string }> {
   const config = parseProxyConfig({
     listen: '127.0.0.1:0',
@@ -71,7 +55,9 @@ export async function startTestProxy(
     'debug-admin': '127.0.0.1:0',
     'lb-policy': 'round-robin',
     'log-level': 'warn',
-    'detect-timeout-ms': '300',
+    // Long enough that this process being descheduled on a busy machine does not get a client's
+    // first bytes read after the detection timer fired (the connection would be taken for opaque).
+    'detect-timeout-ms': '2000',
     'connect-timeout-ms': '2000',
     'shutdown-grace-seconds': '5',
     'max-endpoint-labels': '200',

@@ -31,3 +31,16 @@ export async function waitUntil(check: () => boolean, timeoutMs = 5000, what = '
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** `promise`, or a rejection naming `what` once `timeoutMs` has passed: bounds a wait on an event. */
+export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

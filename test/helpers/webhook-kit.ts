@@ -1,50 +1,11 @@
-import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { generateCertificates, writeCertificates } from '../../src/certs/forge.js';
-import { createLogger, type Logger } from '../../src/common/logger.js';
 import { startWebhook, type RunningWebhook, type WebhookOptions } from '../../src/webhook/main.js';
 import { PINNED_CONFIG } from './injector-fixtures.js';
-
-/** Log lines written by a logger, parsed, for t.match on fields. */
-export class LogCapture extends EventEmitter {
-  readonly lines: Array<Record<string, any>> = [];
-  readonly stream = new Writable({
-    write: (chunk: Buffer, _encoding, done) => {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (!line.trim()) continue;
-        const parsed = JSON.parse(line) as Record<string, any>;
-        this.lines.push(parsed);
-        this.emit('line', parsed);
-      }
-      done();
-    },
-  });
-
-  /** Resolves with the first line (already written or still to come) that matches. */
-  waitFor(predicate: (line: Record<string, any>) => boolean, timeoutMs = 10_000): Promise<Record<string, any>> {
-    const found = this.lines.find(predicate);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off('line', onLine);
-        reject(new Error(`no matching log line within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onLine = (line: Record<string, any>) => {
-        if (!predicate(line)) return;
-        clearTimeout(timer);
-        this.off('line', onLine);
-        resolve(line);
-      };
-      this.on('line', onLine);
-    });
-  }
-
-  readonly logger: Logger = createLogger({ level: 'debug', stream: this.stream as never });
-}
+import { captureLogs, type LogCapture } from './log-capture.js';
 
 export interface CertDir {
   dir: string;
@@ -123,10 +84,10 @@ export interface WebhookUnderTest {
 /** The real HTTPS webhook on 127.0.0.1:0 with fresh certs; everything is torn down by `stop`. */
 export async function startTestWebhook(extra: Partial<WebhookOptions> = {}): Promise<WebhookUnderTest & { stop: () => Promise<void> }> {
   const certs = await makeCertDir();
-  const logs = new LogCapture();
+  const logs = captureLogs();
   const webhook = await startWebhook(
     { host: '127.0.0.1', port: 0, certFile: certs.cert, keyFile: certs.key, caFile: certs.ca, shutdownDelayMs: 0, injector: PINNED_CONFIG, ...extra },
-    logs.logger,
+    logs.log,
   );
   const client = new WebhookClient(webhook.port, certs.caPem);
   return {

@@ -5,18 +5,13 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createEchoClient, startEchoBackend, unaryCall, waitForReady, type EchoBackend } from '../helpers/grpc-echo.js';
 import { runMeshlet, startMeshlet, type MeshletProcess } from '../../tools/meshlet-process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** `meshlet proxy` as a real process: the listening line, the watched upstream file, SIGTERM. */
 
 /** `meshlet proxy <args>` on kernel-picked loopback ports, with the debug view. */
 function startProxy(args: string[]): Promise<MeshletProcess> {
   return startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', '127.0.0.1:0', ...args], { startTimeoutMs: 20_000 });
-}
-
-async function eventually(check: () => boolean, withinMs: number): Promise<boolean> {
-  const until = Date.now() + withinMs;
-  while (Date.now() < until && !check()) await new Promise((r) => setTimeout(r, 25));
-  return check();
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-proxy-'));
@@ -77,11 +72,15 @@ t.test('the upstream file is watched: endpoints added and removed without restar
     }
   })();
   writeUpstream(file, backends);
-  t.ok(await eventually(() => backends[2]!.calls > 0 && backends[1]!.calls > 0, 5000), 'added endpoints get traffic');
+  await t.resolves(waitUntil(() => backends[2]!.calls > 0 && backends[1]!.calls > 0, 5000, 'calls on f2 and f3'), 'added endpoints get traffic');
   writeUpstream(file, [backends[1]!, backends[2]!]);
-  await new Promise((r) => setTimeout(r, 1200));
+  await m.waitForLine((l) => l.msg === 'endpoints updated' && l.removed === 1, 10_000, 'the removal of f1 applied');
+  // The loop makes one call at a time: two more calls on the others, and the one in flight at the change has ended.
+  const othersCalls = () => backends[1]!.calls + backends[2]!.calls;
+  const othersAtChange = othersCalls();
+  await waitUntil(() => othersCalls() >= othersAtChange + 2, 5000, 'two calls after the change');
   const f1Calls = backends[0]!.calls;
-  await new Promise((r) => setTimeout(r, 500));
+  await waitUntil(() => othersCalls() >= othersAtChange + 52, 10_000, '50 more calls on f2 and f3');
   stop = true;
   await loop;
   t.equal(backends[0]!.calls, f1Calls, 'the removed endpoint gets nothing after the change took effect');
@@ -99,12 +98,12 @@ t.test('SIGTERM: keeps serving the open connection (new requests too) until the 
   const client = createEchoClient(`127.0.0.1:${m.listening.port}`);
   await unaryCall(client, { text: 'before' });
   m.child.kill('SIGTERM');
-  await eventually(() => m.lines.some((l) => String(l.msg).startsWith('shutting down')), 5000);
-  t.ok(m.lines.some((l) => String(l.msg).startsWith('shutting down')), 'shutdown began');
+  t.ok(await m.waitForLine((l) => String(l.msg).startsWith('shutting down'), 5000, '"shutting down"'), 'shutdown began');
   const after = await Promise.all(Array.from({ length: 5 }, (_, i) => unaryCall(client, { text: `after${i}` })));
   t.same(after.map((r) => r.text), ['after0', 'after1', 'after2', 'after3', 'after4'], 'new calls after SIGTERM are served');
   let exitedEarly = false;
   void m.exited.then(() => (exitedEarly = true));
+  // Absence over time is the check: the process must not exit within 300 ms while the app is connected.
   await new Promise((r) => setTimeout(r, 300));
   t.notOk(exitedEarly, 'still running while the app has connections');
   client.close();

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import t, { type Test } from 'tap';
 import { load } from 'js-yaml';
 import { generateCertificates } from '../../src/certs/forge.js';
-import { createLogger } from '../../src/common/logger.js';
+import { captureLogs } from '../helpers/log-capture.js';
 import { publishCaBundle, publishCaBundleWithRetry } from '../../src/webhook/ca-bundle.js';
 import { KubeWebhookApi } from '../helpers/kube-webhook-api.js';
 import { REPO_ROOT } from '../../tools/meshlet-process.js';
@@ -74,8 +74,7 @@ t.test('every webhook entry of the configuration gets the CA', async (t) => {
 t.test('an API server that is not answering yet is retried with backoff until it does', async (t) => {
   const { server, kubeconfig } = await api(t);
   server.failNext = 2;
-  const lines: any[] = [];
-  const logger = createLogger({ level: 'info', stream: { write: (s: string) => void lines.push(JSON.parse(s)) } });
+  const { log: logger, lines } = captureLogs('info');
   const ca = generateCertificates({ names: ['localhost'] }).caCertPem;
   const ok = await publishCaBundleWithRetry({ name: NAME, kubeconfig }, ca, logger, new AbortController().signal);
   t.equal(ok, true);
@@ -87,13 +86,10 @@ t.test('an API server that is not answering yet is retried with backoff until it
 t.test('a missing configuration is retried and shutting down abandons it', async (t) => {
   const { server, kubeconfig } = await api(t);
   server.objects.clear();
-  const lines: any[] = [];
-  let firstLine: () => void = () => {};
-  const logged = new Promise<void>((resolve) => (firstLine = resolve));
-  const logger = createLogger({ level: 'info', stream: { write: (s: string) => void (lines.push(JSON.parse(s)), firstLine()) } });
+  const { log: logger, lines, waitFor } = captureLogs('info');
   const abort = new AbortController();
   const publishing = publishCaBundleWithRetry({ name: NAME, kubeconfig }, 'ca', logger, abort.signal);
-  await logged;
+  await waitFor(() => true, 10_000, 'the first log line');
   abort.abort();
   t.equal(await publishing, false);
   t.match(lines[0], { msg: 'publishing caBundle failed', err: { code: 404 } });
@@ -105,7 +101,7 @@ t.test('a certificate rotation publishes the new CA', async (t) => {
   t.teardown(kit.stop);
   await kit.webhook.caBundlePublished;
   const next = generateCertificates({ names: ['localhost', '127.0.0.1'] });
-  const reloaded = kit.logs.waitFor((l) => l['msg'] === 'certificate reloaded');
+  const reloaded = kit.logs.waitFor((l) => l.msg === 'certificate reloaded', 10_000, '"certificate reloaded"');
   await writeFile(kit.certs.ca, next.caCertPem);
   await writeFile(kit.certs.key, next.keyPem);
   await writeFile(kit.certs.cert, next.certPem);

@@ -47,10 +47,10 @@ t.test('new certificate files are served to new connections while an in-flight r
   inFlight.write(body.subarray(0, 100));
   const responded = once(inFlight, 'response');
   // The server has the review (headers parsed, body incomplete) before the certificate changes.
-  await kit.logs.waitFor((l) => l['msg'] === 'request received' && l['url'] === '/mutate?in-flight-1');
+  await kit.logs.waitFor((l) => l.msg === 'request received' && l['url'] === '/mutate?in-flight-1', 10_000, 'the in-flight request received');
 
   const next = generateCertificates({ names: ['localhost', '127.0.0.1'] });
-  const reloaded = kit.logs.waitFor((l) => l['msg'] === 'certificate reloaded');
+  const reloaded = kit.logs.waitFor((l) => l.msg === 'certificate reloaded', 10_000, '"certificate reloaded"');
   // Key first, then certificate: in between the pair does not match and must not be installed.
   await writeFile(kit.certs.key, next.keyPem);
   await writeFile(kit.certs.cert, next.certPem);
@@ -81,10 +81,10 @@ t.test('a certificate that does not match its key is refused and the old one kee
   const other = generateCertificates({ names: ['localhost'] });
   await writeFile(kit.certs.cert, other.certPem);
   t.equal(await kit.webhook.reloadCertificates(), false, 'the mismatched pair is not installed');
-  await kit.logs.waitFor((l) => l['level'] === 'warn' && /not usable yet/.test(l['msg']) && /not a usable pair/.test(l['err']?.message));
+  await kit.logs.waitFor((l) => l.level === 'warn' && /not usable yet/.test(l.msg) && /not a usable pair/.test(l.err?.message ?? ''), 10_000, 'the warning about the unusable pair');
   t.equal(await servedCertificate(kit.webhook.port, kit.certs.caPem), before, 'the previous certificate is still served');
   t.equal((await kit.client.review(review('still-serving'))).status, 200);
-  const reloaded = kit.logs.waitFor((l) => l['msg'] === 'certificate reloaded');
+  const reloaded = kit.logs.waitFor((l) => l.msg === 'certificate reloaded', 10_000, '"certificate reloaded"');
   await writeFile(kit.certs.key, other.keyPem);
   await kit.webhook.reloadCertificates();
   await reloaded;
@@ -96,7 +96,7 @@ t.test('a certificate replaced by copying over it is picked up by the watcher', 
   t.teardown(kit.stop);
   const staged = await startTestWebhook();
   t.teardown(staged.stop);
-  const reloaded = kit.logs.waitFor((l) => l['msg'] === 'certificate reloaded');
+  const reloaded = kit.logs.waitFor((l) => l.msg === 'certificate reloaded', 10_000, '"certificate reloaded"');
   await copyFile(staged.certs.key, kit.certs.key);
   await copyFile(staged.certs.cert, kit.certs.cert);
   await reloaded;

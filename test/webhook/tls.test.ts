@@ -58,7 +58,7 @@ t.test('a reloaded certificate keeps the same TLS policy', async (t) => {
   const kit = await startTestWebhook();
   t.teardown(kit.stop);
   const next = generateCertificates({ names: ['localhost', '127.0.0.1'] });
-  const reloaded = kit.logs.waitFor((l) => l['msg'] === 'certificate reloaded');
+  const reloaded = kit.logs.waitFor((l) => l.msg === 'certificate reloaded', 10_000, '"certificate reloaded"');
   await writeFile(kit.certs.key, next.keyPem);
   await writeFile(kit.certs.cert, next.certPem);
   await reloaded;

@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
-import { captureLogger, startTestProxy, TestSource } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { startTestProxy, TestSource } from '../../helpers/proxy-harness.js';
 
 const LIMIT = 3;
 
@@ -49,9 +50,10 @@ t.test('past --max-app-connections a new app connection is closed at accept, cou
   backend.listen(0, '127.0.0.1');
   await once(backend, 'listening');
   t.teardown(() => backend.close());
-  const { log, captured } = captureLogger('warn');
+  const logs = captureLogs('warn');
+  const isRefusal = (line: { msg: string }) => line.msg.startsWith('app connection refused');
   const source = new TestSource([`127.0.0.1:${(backend.address() as AddressInfo).port}`]);
-  const { proxy } = await startTestProxy(source, { 'max-app-connections': String(LIMIT) }, log);
+  const { proxy } = await startTestProxy(source, { 'max-app-connections': String(LIMIT) }, logs.log);
   const clients: KeptAliveClient[] = [];
   t.teardown(async () => {
     for (const client of clients) client.end();
@@ -66,16 +68,15 @@ t.test('past --max-app-connections a new app connection is closed at accept, cou
   const extra = new KeptAliveClient(proxy.address.port);
   await t.rejects(extra.get(), /closed the connection/, `connection ${LIMIT + 1} is closed at accept, its request unanswered`);
   t.equal(await refusedCount(proxy.admin.port), 1, 'meshlet_app_connections_refused_total counts it');
-  const warnings = captured.lines.filter((l) => String(l['msg']).startsWith('app connection refused'));
-  t.equal(warnings.length, 1, 'one warning says so');
-  t.match(String(warnings[0]?.['msg']), /3 are open, the limit \(--max-app-connections\)/, 'naming the limit and the flag');
+  const warning = await logs.waitFor(isRefusal, 5_000, 'the refusal warning');
+  t.match(warning.msg, /3 are open, the limit \(--max-app-connections\)/, 'a warning says so, naming the limit and the flag');
 
   for (const [i, client] of clients.entries()) t.equal(await client.get(), 'ok', `open connection ${i + 1} is still served`);
 
   const second = new KeptAliveClient(proxy.address.port);
   await t.rejects(second.get(), /closed the connection/, 'so is the next one');
   t.equal(await refusedCount(proxy.admin.port), 2, 'a second refusal is counted');
-  t.equal(captured.lines.filter((l) => String(l['msg']).startsWith('app connection refused')).length, 1, 'but not logged again within 10 s');
+  t.equal(logs.lines.filter(isRefusal).length, 1, 'but not logged again within 10 s');
 
   clients.shift()!.end();
   // The freed slot shows once the proxy has seen the close; until then a new connection is refused.

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
 import { classify, detectProtocol, type DetectedProtocol } from '../../../sidecar/accept/detect.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 const REQUEST_LINES = ['GET / HTTP/1.1\r\n', 'POST /x HTTP/1.1\r\n', 'PUT /a HTTP/1.0\r\n', 'DELETE /d HTTP/1.1\r\n', 'HEAD / HTTP/1.1\r\n', 'OPTIONS * HTTP/1.1\r\n', 'PATCH /p HTTP/1.1\r\n', 'CONNECT h:443 HTTP/1.1\r\n', 'TRACE / HTTP/1.1\r\n'];
@@ -45,6 +46,7 @@ async function detectOver(chunks: string[], timeoutMs = 500, endAfter = false): 
   const detected = detectProtocol(socket, timeoutMs);
   for (const chunk of chunks) {
     client.write(Buffer.from(chunk, 'latin1'));
+    // 15 ms apart so that each piece arrives in a read of its own: the pieces' timing is what is tested.
     await new Promise((r) => setTimeout(r, 15));
   }
   if (endAfter) client.end();
@@ -53,7 +55,8 @@ async function detectOver(chunks: string[], timeoutMs = 500, endAfter = false): 
   if (protocol !== 'closed') {
     socket.resume();
     socket.on('data', (d) => (replayed += d.toString('latin1')));
-    await new Promise((r) => setTimeout(r, 30));
+    const sent = chunks.join('');
+    await waitUntil(() => replayed.length >= sent.length, 2000, `the ${sent.length} bytes sent, replayed`);
   }
   client.destroy();
   socket.destroy();

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { ProxyMetrics } from '../../../sidecar/admin/metrics.js';
 import { METRICS } from '../../../src/common/contract.js';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 const noGauges = { upstreamConnections: () => [], endpointCounts: () => [] };
 
@@ -48,10 +49,10 @@ t.test('the debug endpoint table is served on its own loopback listener, never o
 t.test('a second proxy whose debug address is taken still serves, without the debug view, and says why', async (t) => {
   const { proxy: first } = await startTestProxy(new TestSource(['127.0.0.1:9']));
   t.teardown(() => first.close());
-  const { log, captured } = captureLogger('warn');
+  const { log, lines } = captureLogs('warn');
   const { proxy: second } = await startTestProxy(new TestSource(['127.0.0.1:9']), { 'debug-admin': `127.0.0.1:${first.debugAdmin!.port}` }, log);
   t.teardown(() => second.close());
   t.equal(second.debugAdmin, undefined, 'no debug view on the second proxy');
   t.equal((await fetch(`http://127.0.0.1:${second.admin.port}/ready`)).status, 200, 'the second proxy is up');
-  t.match(captured.lines, [{ level: 'warn', msg: /debug endpoint table not served/ }]);
+  t.match(lines, [{ level: 'warn', msg: /debug endpoint table not served/ }]);
 });

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { KubeApiServer, serviceObject } from '../../helpers/kube-api.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 // The replay server is shared with other tests (diagnose): its protocol is checked through the real
 // client library here, so a regression shows up as a failure of its own.
@@ -37,8 +38,7 @@ t.test('a watch without resourceVersion starts with ADDED for every object, then
   t.teardown(() => controller.abort());
   await api.waitForWatches('endpointslices');
   api.remove('endpointslices', 'demo', 'web-q9m4d');
-  const deadline = Date.now() + 3000;
-  while (events.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => events.length >= 3, 3000, 'three watch events');
   t.same(events, ['ADDED web-7xk2p', 'ADDED web-q9m4d', 'DELETED web-q9m4d']);
 });
 

@@ -193,7 +193,7 @@ t.test('a 410 ERROR event when resuming a watch after an apiserver restart also 
 });
 
 t.test('the API down for a while: the last good set stays, marked stale; back up, it catches up', async (t) => {
-  const { source, api, lines } = await setUp(t);
+  const { source, api, lines, waitForCount } = await setUp(t);
   const target = await resolveWeb(t, source);
   await api.waitForWatches('endpointslices');
   const syncedBefore = target.lastSyncedAt!;
@@ -202,7 +202,7 @@ t.test('the API down for a while: the last good set stays, marked stale; back up
   t.same(describeSet(target.endpoints), ['10.244.1.10:8080 ready', '10.244.2.11:8080 ready'], 'still the last good set');
   t.equal(source.isApiReachable, false);
   t.equal(await source.resolve({ authority: 'web' }), target, 'known targets still resolve while the API is down');
-  await new Promise((r) => setTimeout(r, 700));
+  await waitForCount((l) => l.msg === 'API still unreachable' && l.service === 'demo/web', 3, 5000, 'three retries of the endpoints watch');
   t.equal(lines.filter((l) => l.msg === 'API unreachable, keeping last good set' && l.service === 'demo/web').length, 1, 'warned once, not on every retry');
   const [terminating, becomesReady] = api.recordedChanges();
   api.applyRecorded(terminating!);
@@ -216,13 +216,12 @@ t.test('the API down for a while: the last good set stays, marked stale; back up
 });
 
 t.test('a missing RBAC permission is logged as an error naming the rule, and recovers once granted', async (t) => {
-  const { source, api, lines } = await setUp(t, { firstSyncTimeoutMs: 500 }, (api) => api.forbid({ plural: 'endpointslices', namespace: 'demo' }));
+  const { source, api, lines, waitFor, waitForCount } = await setUp(t, { firstSyncTimeoutMs: 500 }, (api) => api.forbid({ plural: 'endpointslices', namespace: 'demo' }));
   t.equal(await source.resolve({ authority: 'web' }), undefined, 'cannot list: passed through');
-  await waitUntil(() => lines.some((l) => l.level === 'error'), 3000, 'the RBAC error');
-  const error = lines.find((l) => l.level === 'error')!;
+  const error = await waitFor((l) => l.level === 'error', 3000, 'the RBAC error');
   t.match(error, { verb: 'list', resource: 'endpointslices', group: 'discovery.k8s.io', namespace: 'demo', statusCode: 403 });
   t.match(error.msg, /missing RBAC permission: allow list endpointslices\.discovery\.k8s\.io in namespace demo/);
-  await new Promise((r) => setTimeout(r, 400));
+  await waitForCount((l) => l.msg === 'API still unreachable' && l.statusCode === 403, 2, 5000, 'two refused retries');
   t.equal(lines.filter((l) => l.level === 'error').length, 1, 'said once while it lasts');
   api.allowAll();
   await waitUntil(() => source.watchedServices.length === 1 && api.openWatches('endpointslices') === 1, 3000, 'the watch to start once allowed');
@@ -231,10 +230,9 @@ t.test('a missing RBAC permission is logged as an error naming the rule, and rec
 });
 
 t.test('a missing permission on services names that rule', async (t) => {
-  const { source, lines } = await setUp(t, { firstSyncTimeoutMs: 300 }, (api) => api.forbid({ plural: 'services', namespace: 'demo', verb: 'list' }));
+  const { source, waitFor } = await setUp(t, { firstSyncTimeoutMs: 300 }, (api) => api.forbid({ plural: 'services', namespace: 'demo', verb: 'list' }));
   t.equal(await source.resolve({ authority: 'web' }), undefined);
-  await waitUntil(() => lines.some((l) => l.level === 'error'), 3000, 'the RBAC error');
-  t.match(lines.find((l) => l.level === 'error'), { verb: 'list', resource: 'services', group: '', namespace: 'demo', msg: /allow list services in namespace demo/ });
+  t.match(await waitFor((l) => l.level === 'error', 3000, 'the RBAC error'), { verb: 'list', resource: 'services', group: '', namespace: 'demo', msg: /allow list services in namespace demo/ });
 });
 
 t.test('resolve waits for the first list, but only so long', async (t) => {
@@ -344,14 +342,14 @@ t.test('a ClusterIP of a Service in another namespace, IPv4 or IPv6, resolves to
 });
 
 t.test('without cluster-wide read on Services, another namespace\'s ClusterIP passes through and the rule to add is logged once', async (t) => {
-  const { source, lines } = await setUp(t, { firstSyncTimeoutMs: 500 }, (api) => {
+  const { source, lines, waitFor, waitForCount } = await setUp(t, { firstSyncTimeoutMs: 500 }, (api) => {
     api.upsert('services', serviceObject({ name: 'orders', namespace: 'shop', clusterIP: '10.96.7.7', ports: [{ port: 8080 }] }));
     api.forbid({ plural: 'services', clusterWide: true });
   });
   t.equal(await source.resolve({ originalDst: { host: '10.96.7.7', port: 8080 } }), undefined, 'passed through');
   t.equal((await source.resolve({ originalDst: { host: '10.96.0.111', port: 80 } }))?.id, 'demo/web:80', 'the own namespace\'s ClusterIPs still resolve');
-  await waitUntil(() => lines.some((l) => l.level === 'error'), 3000, 'the RBAC error');
-  await new Promise((r) => setTimeout(r, 400));
+  await waitFor((l) => l.level === 'error', 3000, 'the RBAC error');
+  await waitForCount((l) => l.msg === 'API still unreachable' && l.statusCode === 403, 2, 5000, 'two refused retries');
   const errors = lines.filter((l) => l.level === 'error');
   t.equal(errors.length, 1, 'said once while it lasts');
   t.match(errors[0], { verb: 'list', resource: 'services', rule: 'list services cluster-wide', msg: /allow list services cluster-wide \(a ClusterRole .* ClusterRoleBinding/ });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServicesFileSource } from '../../../sidecar/discovery/services-file.js';
 import { captureLogs } from '../../helpers/log-capture.js';
-import { describeSet, waitForEndpoints, waitUntil } from '../../helpers/wait.js';
+import { describeSet, waitForEndpoints } from '../../helpers/wait.js';
 
 const OPTIONS = { namespace: 'demo', clusterDomain: 'cluster.local' };
 
@@ -79,10 +79,9 @@ t.test('services added, changed and removed in the file follow within a second',
 });
 
 t.test('a bad services file edit names each problem and keeps the last good table', async (t) => {
-  const { source, path, lines } = await openFile(t, TABLE);
+  const { source, path, waitFor } = await openFile(t, TABLE);
   await writeFile(path, JSON.stringify({ 'web:80': ['127.0.0.1:8081'], 'web': ['127.0.0.1:1'], 'cart:80': 'not-a-list' }));
-  await waitUntil(() => lines.some((l) => l.level === 'error'), 2000, 'the error line');
-  const error = lines.find((l) => l.level === 'error')!;
+  const error = await waitFor((l) => l.level === 'error', 2000, 'the error line');
   t.match(error, { msg: 'bad edit ignored, keeping last good set', file: path });
   t.match(error.problems, [/key "web" is not valid; allowed: HOST:PORT/, /"cart:80" must be a JSON array/]);
   t.equal((await source.resolve({ authority: 'web' }))?.endpoints.size, 2, 'still the old table');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { InvalidDiscoveryInputError } from '../../../sidecar/discovery/errors.js';
 import { StaticSource } from '../../../sidecar/discovery/static.js';
 import { captureLogs } from '../../helpers/log-capture.js';
-import { describeSet, waitForEndpoints, waitUntil } from '../../helpers/wait.js';
+import { describeSet, waitForEndpoints } from '../../helpers/wait.js';
 
 async function tempDir(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'meshlet-static-'));
@@ -67,27 +67,24 @@ t.test('a bad edit is logged with what is wrong and the last good set stays', as
   const dir = await tempDir(t);
   const path = join(dir, 'upstream.json');
   await writeFile(path, JSON.stringify(['127.0.0.1:9001', '127.0.0.1:9002']));
-  const { log, lines } = captureLogs();
+  const { log, waitFor, waitForCount } = captureLogs();
   const source = await StaticSource.fromFile(path, log);
   t.teardown(() => source.close());
   const target = await source.resolve();
 
   await writeFile(path, '["127.0.0.1:9001", ');
-  await waitUntil(() => lines.some((l) => l.level === 'error'), 2000, 'the error line about invalid JSON');
-  t.match(lines.find((l) => l.level === 'error'), { msg: 'bad edit ignored, keeping last good set', file: path, problems: [/not valid JSON/] });
+  t.match(await waitFor((l) => l.level === 'error', 2000, 'the error line about invalid JSON'), { msg: 'bad edit ignored, keeping last good set', file: path, problems: [/not valid JSON/] });
   t.equal(target.endpoints.size, 2, 'still balancing over the last good set');
 
   await writeFile(path, JSON.stringify(['127.0.0.1:9001', 'web']));
-  await waitUntil(() => lines.filter((l) => l.level === 'error').length === 2, 2000, 'the error line about the bad entry');
-  t.match(lines.filter((l) => l.level === 'error')[1], { problems: ['the upstream file[1]: "web" is not valid; allowed: HOST:PORT, e.g. 127.0.0.1:15001 or [::1]:15001'] });
+  t.match((await waitForCount((l) => l.level === 'error', 2, 2000, 'the error line about the bad entry'))[1], { problems: ['the upstream file[1]: "web" is not valid; allowed: HOST:PORT, e.g. 127.0.0.1:15001 or [::1]:15001'] });
   t.equal(target.endpoints.size, 2);
 
   await writeFile(path, JSON.stringify({ upstream: ['127.0.0.1:9001'] }));
-  await waitUntil(() => lines.filter((l) => l.level === 'error').length === 3, 2000, 'the error line about an object');
-  t.match(lines.filter((l) => l.level === 'error')[2], { problems: [/must be a JSON array of "host:port" strings, got an object/] });
+  t.match((await waitForCount((l) => l.level === 'error', 3, 2000, 'the error line about an object'))[2], { problems: [/must be a JSON array of "host:port" strings, got an object/] });
 
   await rm(path);
-  await waitUntil(() => lines.some((l) => l.level === 'warn'), 2000, 'the warning about the missing file');
+  await waitFor((l) => l.level === 'warn', 2000, 'the warning about the missing file');
   t.equal(target.endpoints.size, 2, 'a deleted file keeps the last good set too');
 
   await writeFile(path, JSON.stringify(['127.0.0.1:9005']));

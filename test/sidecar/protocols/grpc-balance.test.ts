@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
 import { createEchoClient, startEchoBackend, unaryCall, waitForReady, type EchoBackend, type EchoClientInstance, type EchoReply } from '../../helpers/grpc-echo.js';
 import { TestSource, startTestProxy, tally } from '../../helpers/proxy-harness.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 /**
  * The point of meshlet: one client channel, every endpoint busy. Unmodified @grpc/grpc-js clients
@@ -83,12 +84,12 @@ t.test('endpoints added and removed under load: zero failed calls, new ones get 
   source.set([backends[0]!.address, backends[1]!.address]);
   const running = load(client, 3000, 20, { delayMs: 2 });
   const snapshot = () => backends.map((b) => b.calls);
-  await new Promise((r) => setTimeout(r, 300));
+  // Changes come at points of progress of the load, not of time: after 300 calls, then once the added endpoint served 150.
+  await waitUntil(() => backends[0]!.calls + backends[1]!.calls >= 300, 10_000, 'the first 300 calls');
   source.set(backends.map((b) => b.address));
   const afterAdd = snapshot();
-  await new Promise((r) => setTimeout(r, 300));
+  await waitUntil(() => backends[2]!.calls >= afterAdd[2]! + 150, 10_000, '150 calls on the added endpoint');
   source.set([backends[1]!.address, backends[2]!.address]);
-  await new Promise((r) => setTimeout(r, 100));
   const afterRemove = snapshot();
   const { errors } = await running;
   const end = snapshot();

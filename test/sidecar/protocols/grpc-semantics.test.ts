@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { ECHO_SERVICE, createEchoClient, startEchoBackend, unaryCall, waitForReady, type EchoBackend, type EchoReply } from '../../helpers/grpc-echo.js';
 import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 /** Every gRPC semantic an app relies on survives the proxy: one unmodified client, one channel. */
 const MiB = 1024 * 1024;
@@ -16,16 +17,6 @@ t.teardown(async () => {
   await proxy.close();
   await Promise.all(backends.map((b) => b.close()));
 });
-
-/** Bounded wait for a condition that real servers make true asynchronously. */
-async function eventually(check: () => boolean, withinMs: number): Promise<boolean> {
-  const until = Date.now() + withinMs;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return check();
-}
 
 const any = client as any;
 
@@ -150,14 +141,14 @@ t.test('a client cancel is seen by the server within a second', async (t) => {
   call.on('error', () => undefined);
   await new Promise((resolve) => call.once('data', resolve));
   call.cancel();
-  t.ok(await eventually(() => backends.reduce((n, b) => n + b.cancelled, 0) > before, 1000), 'server saw the cancellation');
+  await t.resolves(waitUntil(() => backends.reduce((n, b) => n + b.cancelled, 0) > before, 1000, 'a cancelled call on a backend'), 'server saw the cancellation');
 });
 
 t.test('an expired deadline gives DEADLINE_EXCEEDED and ends the upstream call', async (t) => {
   const before = backends.reduce((n, b) => n + b.cancelled, 0);
   const err = await unaryCall(client, { delayMs: 3000 }, { deadline: new Date(Date.now() + 200) }).catch((e) => e);
   t.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
-  t.ok(await eventually(() => backends.reduce((n, b) => n + b.cancelled, 0) > before, 1000), 'the server-side call was ended');
+  await t.resolves(waitUntil(() => backends.reduce((n, b) => n + b.cancelled, 0) > before, 1000, 'a cancelled call on a backend'), 'the server-side call was ended');
 });
 
 t.test('200 concurrent calls on one channel all succeed', async (t) => {

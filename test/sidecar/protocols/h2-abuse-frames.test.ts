@@ -1,13 +1,12 @@
 import { once } from 'node:events';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { parseCommand } from '../../../src/common/config.js';
 import { PROXY_COMMAND, parseProxyConfig } from '../../../sidecar/config.js';
 import { HpackDecoder } from '../../../sidecar/wire/h2/hpack.js';
-import type { RunningProxy } from '../../../sidecar/main.js';
-import { F, T, frame, literalBlock, rawClient, rawServer, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
-import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
+import { F, T, frame, literalBlock, rawServer, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
+import { startH2Endpoint, startH2Proxy, type TestEndpoint } from '../../helpers/h2-proxy-kit.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 /**
  * What RFC 9113 says about malformed messages and misused frames, checked with hand-written frames
@@ -18,53 +17,21 @@ import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 const CODE = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, FRAME_SIZE_ERROR: 6 } as const;
 
-interface CountingBackend {
-  address: string;
+interface CountingBackend extends TestEndpoint {
   /** Request paths that reached it, in order. */
   paths: string[];
-  close(): Promise<void>;
 }
 
 /** A node:http2 backend: "/hold" is never answered; anything else gets 200 "ok". Records every path. */
 async function countingBackend(): Promise<CountingBackend> {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-    s.on('error', () => undefined);
-  });
   const paths: string[] = [];
-  server.on('stream', (stream, headers) => {
-    stream.on('error', () => undefined);
+  const endpoint = await startH2Endpoint((stream, headers) => {
     paths.push(String(headers[':path']));
     if (headers[':path'] === '/hold') return;
     stream.respond({ ':status': 200 });
     stream.end('ok');
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    paths,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-async function proxyOver(t: Test, addresses: string[], flags: Record<string, string> = {}): Promise<{ proxy: RunningProxy; port: number }> {
-  const { proxy, target } = await startTestProxy(new TestSource(addresses), flags);
-  t.teardown(() => proxy.close());
-  return { proxy, port: Number(target.slice(target.lastIndexOf(':') + 1)) };
-}
-
-async function connect(t: Test, port: number): Promise<{ socket: import('node:net').Socket; reader: FrameReader }> {
-  const client = await rawClient(port);
-  t.teardown(() => client.socket.destroy());
-  return client;
+  return { address: endpoint.address, close: endpoint.close, paths };
 }
 
 const GET: Array<[string, string]> = [
@@ -98,8 +65,7 @@ async function goaway(reader: FrameReader): Promise<{ code: number; message: str
 
 t.test('malformed requests are answered 400 naming the problem and never reach an endpoint', async (t) => {
   const backend = await countingBackend();
-  t.teardown(() => backend.close());
-  const { port } = await proxyOver(t, [backend.address]);
+  const kit = await startH2Proxy(t, [backend]);
   const withField = (name: string, value: string): Array<[string, string]> => [...GET, [name, value]];
   const cases: Array<{ name: string; fields: Array<[string, string]>; problem: RegExp }> = [
     { name: 'an uppercase field name', fields: withField('X-Evil', '1'), problem: /field name "X-Evil"/ },
@@ -117,7 +83,7 @@ t.test('malformed requests are answered 400 naming the problem and never reach a
     { name: 'an empty :path', fields: GET.map(([n, v]): [string, string] => [n, n === ':path' ? '' : v]), problem: /:path is empty/ },
   ];
   for (const c of cases) {
-    const { reader } = await connect(t, port);
+    const { reader } = await kit.connect();
     reader.socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock(c.fields)));
     const fields = await responseFields(reader, 1);
     t.equal(fields[1], '400', `${c.name}: 400`);
@@ -126,7 +92,7 @@ t.test('malformed requests are answered 400 naming the problem and never reach a
   }
   t.same(backend.paths, [], 'no malformed request reached the endpoint');
 
-  const { reader } = await connect(t, port);
+  const { reader } = await kit.connect();
   reader.socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock([...GET, ['te', 'trailers']])));
   t.equal((await responseFields(reader, 1))[1], '200', 'te: trailers is allowed and forwarded');
   t.same(backend.paths, ['/fine']);
@@ -149,11 +115,8 @@ t.test('malformed responses from an endpoint never reach the app: 502 naming the
       socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, f.streamId, literalBlock(c.fields)));
     };
   });
-  t.teardown(() => endpoint.close());
-  const { port } = await proxyOver(t, [endpoint.address]);
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  session.on('error', () => undefined);
-  t.teardown(() => session.destroy());
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   for (const c of responses) {
     const req = session.request({ ':path': '/x' });
     req.end();
@@ -170,9 +133,8 @@ t.test('malformed responses from an endpoint never reach the app: 502 naming the
 
 t.test('frame misuse on a stream resets that stream with the code RFC 9113 names; the connection goes on', async (t) => {
   const backend = await countingBackend();
-  t.teardown(() => backend.close());
-  const { port } = await proxyOver(t, [backend.address]);
-  const { reader } = await connect(t, port);
+  const kit = await startH2Proxy(t, [backend]);
+  const { reader } = await kit.connect();
   const hold = (id: number) => frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, id, literalBlock(GET.map(([n, v]): [string, string] => [n, n === ':path' ? '/hold' : v])));
   const cases: Array<{ name: string; bytes: (id: number) => Buffer; code: number }> = [
     { name: 'WINDOW_UPDATE of 0 (6.9)', bytes: (id) => frame(T.WINDOW_UPDATE, 0, id, u32(0)), code: CODE.PROTOCOL_ERROR },
@@ -184,7 +146,7 @@ t.test('frame misuse on a stream resets that stream with the code RFC 9113 names
   for (const c of cases) {
     reader.socket.write(hold(id));
     // The stream is open on the endpoint before the misuse arrives.
-    await t.resolves(waitFor(() => backend.paths.length === (id + 1) / 2), `${c.name}: the request reached the endpoint`);
+    await t.resolves(waitUntil(() => backend.paths.length === (id + 1) / 2, 5000, `request ${id} at the endpoint`), `${c.name}: the request reached the endpoint`);
     reader.socket.write(c.bytes(id));
     const rst = await rstOn(reader, id);
     t.equal(rst.payload.readUInt32BE(0), c.code, `${c.name}: RST_STREAM with code ${c.code}`);
@@ -197,14 +159,13 @@ t.test('frame misuse on a stream resets that stream with the code RFC 9113 names
 
 t.test('DATA, RST_STREAM or WINDOW_UPDATE on a stream never opened (idle) ends the connection with PROTOCOL_ERROR', async (t) => {
   const backend = await countingBackend();
-  t.teardown(() => backend.close());
-  const { port } = await proxyOver(t, [backend.address]);
+  const kit = await startH2Proxy(t, [backend]);
   for (const [name, bytes] of [
     ['DATA', frame(T.DATA, 0, 9, Buffer.from('x'))],
     ['RST_STREAM', frame(T.RST_STREAM, 0, 9, u32(8))],
     ['WINDOW_UPDATE', frame(T.WINDOW_UPDATE, 0, 9, u32(100))],
   ] as const) {
-    const { socket, reader } = await connect(t, port);
+    const { socket, reader } = await kit.connect();
     socket.write(bytes);
     const g = await goaway(reader);
     t.equal(g.code, CODE.PROTOCOL_ERROR, `${name}: GOAWAY PROTOCOL_ERROR`);
@@ -223,9 +184,8 @@ t.test('a stream reset in the same read as its HEADERS never reaches an endpoint
       socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, f.streamId, literalBlock([[':status', '200']])));
     };
   });
-  t.teardown(() => endpoint.close());
-  const { port } = await proxyOver(t, [endpoint.address]);
-  const { socket, reader } = await connect(t, port);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.connect();
   // A first request, so the route and the upstream connection exist: later ones start at once.
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock(GET)));
   t.equal((await responseFields(reader, 1))[1], '200', 'a first request is answered');
@@ -239,17 +199,16 @@ t.test('a stream reset in the same read as its HEADERS never reaches an endpoint
 
 t.test('streams the app cancels after they reached the endpoint are no endpoint failure', async (t) => {
   const backend = await countingBackend();
-  t.teardown(() => backend.close());
-  const { proxy, port } = await proxyOver(t, [backend.address]);
-  const { socket } = await connect(t, port);
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket } = await kit.connect();
   const held = literalBlock(GET.map(([n, v]): [string, string] => [n, n === ':path' ? '/hold' : v]));
   for (let id = 1; id < 1 + 2 * 20; id += 2) {
     socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, id, held));
-    await t.resolves(waitFor(() => backend.paths.length === (id + 1) / 2));
+    await t.resolves(waitUntil(() => backend.paths.length === (id + 1) / 2, 5000, `request ${id} at the endpoint`));
     socket.write(frame(T.RST_STREAM, 0, id, u32(8)));
   }
-  await t.resolves(waitFor(() => [...proxy.registry.all()].every((b) => [...b.endpoints()].every((e) => e.inFlight === 0))), 'every cancelled stream was settled');
-  for (const balancer of proxy.registry.all()) {
+  await t.resolves(waitUntil(() => kit.inFlight() === 0, 5000, 'no request in flight'), 'every cancelled stream was settled');
+  for (const balancer of kit.proxy.registry.all()) {
     for (const e of balancer.endpoints()) {
       t.equal(e.ejections, 0, `${e.key} was not ejected`);
       t.equal(e.consecutiveFailures, 0, `${e.key} counted no failure`);
@@ -276,17 +235,16 @@ t.test('a body of thousands of small frames waiting for window arrives byte for 
     },
     [[4, 0]],
   );
-  t.teardown(() => endpoint.close());
-  const { port } = await proxyOver(t, [endpoint.address]);
-  const { socket, reader } = await connect(t, port);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.connect();
   const pieces = Array.from({ length: 3000 }, (_, i) => Buffer.from(`<${i}:${'x'.repeat(16 + (i % 23))}>`));
   const sent = Buffer.concat(pieces);
   const post = literalBlock(GET.map(([n, v]): [string, string] => [n, n === ':method' ? 'POST' : v]));
   socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, 1, post), ...pieces.slice(0, 1500).map((p) => frame(T.DATA, 0, 1, p))]));
-  await t.resolves(waitFor(() => received.length === 7001), 'the first 7001 bytes went out as the window allowed');
+  await t.resolves(waitUntil(() => received.length === 7001, 5000, '7001 bytes at the endpoint'), 'the first 7001 bytes went out as the window allowed');
   socket.write(Buffer.concat(pieces.slice(1500).map((p, i) => frame(T.DATA, i === 1499 ? F.END_STREAM : 0, 1, p))));
-  // Let the rest of the body reach the proxy's queue before the window opens.
-  await new Promise((r) => setTimeout(r, 100));
+  // The PING's answer comes after the proxy read (and queued) the rest of the body: then the window opens.
+  await reader.roundTrip();
   endpointSocket!.write(Buffer.concat([frame(T.WINDOW_UPDATE, 0, 1, u32(1 << 20)), frame(T.WINDOW_UPDATE, 0, 0, u32(1 << 20))]));
   t.equal((await responseFields(reader, 1))[1], '200', 'the endpoint answered once the body ended');
   t.ok(ended, 'the body ended');
@@ -296,11 +254,10 @@ t.test('a body of thousands of small frames waiting for window arrives byte for 
 
 t.test('an app connection with no stream for --h2-idle-timeout-ms gets GOAWAY NO_ERROR and is closed; one with a stream stays', async (t) => {
   const backend = await countingBackend();
-  t.teardown(() => backend.close());
-  const { port } = await proxyOver(t, [backend.address], { 'h2-idle-timeout-ms': '300' });
-  const busy = await connect(t, port);
+  const kit = await startH2Proxy(t, [backend], { 'h2-idle-timeout-ms': '300' });
+  const busy = await kit.connect();
   busy.socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock(GET.map(([n, v]): [string, string] => [n, n === ':path' ? '/hold' : v]))));
-  const idle = await connect(t, port);
+  const idle = await kit.connect();
   const started = Date.now();
   const g = await goaway(idle.reader);
   t.equal(g.code, CODE.NO_ERROR, 'GOAWAY NO_ERROR');
@@ -317,12 +274,3 @@ t.test('--h2-idle-timeout-ms: one hour unless told, from MESHLET_H2_IDLE_TIMEOUT
   t.equal(parse(['--h2-idle-timeout-ms', '250']).h2IdleTimeoutMs, 250);
   t.throws(() => parse(['--h2-idle-timeout-ms', '5']), /--h2-idle-timeout-ms: "5" is not valid; allowed: a whole number from 100 to 86400000/);
 });
-
-/** Polls `check` (every 10 ms, at most 5 s): for counts kept by a server that emits no event per change. */
-async function waitFor(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('condition not met within 5 s');
-}

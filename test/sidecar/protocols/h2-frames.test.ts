@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http2 from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
-import t, { type Test } from 'tap';
+import type { Socket } from 'node:net';
+import t from 'tap';
 import { HpackDecoder } from '../../../sidecar/wire/h2/hpack.js';
-import { H2_CONNECTION_WINDOW_BYTES } from '../../../sidecar/upstream/h2-pool.js';
-import { F, T, frame, literalBlock, rawClient, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES } from '../../../sidecar/upstream/h2-pool.js';
+import { F, T, frame, literalBlock, rawServer, settingsFrame, u32, type FrameReader, type RawFrame } from '../../helpers/h2-raw.js';
+import { startH2Endpoint, startH2Proxy } from '../../helpers/h2-proxy-kit.js';
+import { waitUntil, withTimeout } from '../../helpers/wait.js';
 import type { RunningProxy } from '../../../sidecar/main.js';
 
 /**
@@ -16,36 +17,8 @@ import type { RunningProxy } from '../../../sidecar/main.js';
  */
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-const metricsOf = (proxy: Awaited<ReturnType<typeof startTestProxy>>['proxy']): string =>
+const metricsOf = (proxy: RunningProxy): string =>
   proxy.metrics.render({ upstreamConnections: () => [], endpointCounts: () => [] });
-
-async function startH2Server(
-  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
-  options: http2.ServerOptions = {},
-): Promise<{ server: http2.Http2Server; address: string; close(): Promise<void> }> {
-  const server = http2.createServer(options);
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-    s.on('error', () => undefined);
-  });
-  server.on('stream', (stream, headers) => {
-    stream.on('error', () => undefined);
-    onStream(stream, headers);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    server,
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** Echoes the request body back, naming itself in `x-backend`. */
 function echoHandler(name: string) {
@@ -80,23 +53,6 @@ function request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpH
     });
     if (body !== undefined) req.end(body);
   });
-}
-
-/** A proxy over `endpoints` and an app session to it; all three are closed at the end of the test. */
-async function proxiedSession(
-  t: Test,
-  endpoints: Array<{ address: string; close(): Promise<void> }>,
-  flags: Record<string, string> = {},
-): Promise<{ proxy: RunningProxy; target: string; session: http2.ClientHttp2Session }> {
-  const { proxy, target } = await startTestProxy(new TestSource(endpoints.map((e) => e.address)), flags);
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    for (const e of endpoints) await e.close();
-  });
-  return { proxy, target, session };
 }
 
 /** A raw endpoint that answers every request with GOAWAY(last-stream-id 0, `message`); counts them. */
@@ -144,16 +100,9 @@ function field(fields: string[], name: string): string | undefined {
 }
 
 t.test('malformed frames: GOAWAY naming the problem, that connection closes, others keep working, a warn is logged', async (t) => {
-  const backend = await startH2Server(echoHandler('steady'));
-  const { log, captured } = captureLogger('warn');
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]), {}, log);
-  const steady = http2.connect(`http://${target}`);
-  steady.on('error', () => undefined);
-  t.teardown(async () => {
-    steady.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const backend = await startH2Endpoint(echoHandler('steady'));
+  const kit = await startH2Proxy(t, [backend]);
+  const steady = kit.session();
   const before = await request(steady, POST('/before'), 'before');
   t.equal(before.body.toString(), 'before', 'an app connection opened before works');
 
@@ -260,9 +209,7 @@ t.test('malformed frames: GOAWAY naming the problem, that connection closes, oth
 
   for (const c of cases) {
     await t.test(c.name, async (t) => {
-      const { socket, reader } = await rawClient(proxy.address.port);
-      t.teardown(() => socket.destroy());
-      await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+      const { socket, reader } = await kit.handshake();
       socket.write(c.bytes);
       const goaway = await reader.waitFor((f) => f.type === T.GOAWAY, 5000, 'GOAWAY');
       t.equal(goaway.payload.readUInt32BE(4), c.code, `GOAWAY carries ${c.codeName}`);
@@ -271,15 +218,12 @@ t.test('malformed frames: GOAWAY naming the problem, that connection closes, oth
       t.match(debug, c.message, `the debug data names the problem: "${debug}"`);
       await reader.waitClosed(5000);
       t.pass('the connection closed');
-      const warn = captured.lines.find((l) => /broke the HTTP\/2 protocol/.test(String(l.msg)) && c.message.test(String(l.error)));
+      const warn = kit.logs.lines.find((l) => /broke the HTTP\/2 protocol/.test(String(l.msg)) && c.message.test(String(l.error)));
       t.ok(warn, 'a warn line names the problem');
 
       const still = await request(steady, POST('/steady'), c.name);
       t.equal(still.body.toString(), c.name, 'the connection opened before still works');
-      const fresh = http2.connect(`http://${target}`);
-      fresh.on('error', () => undefined);
-      t.teardown(() => fresh.destroy());
-      const reply = await request(fresh, POST('/fresh'), 'fresh');
+      const reply = await request(kit.session(), POST('/fresh'), 'fresh');
       t.equal(reply.headers[':status'], 200);
       t.equal(reply.body.toString(), 'fresh', 'a new connection works');
     });
@@ -287,12 +231,7 @@ t.test('malformed frames: GOAWAY naming the problem, that connection closes, oth
 });
 
 t.test('PING from the app is answered with PING ACK carrying the same 8 bytes', async (t) => {
-  const { proxy } = await startTestProxy(new TestSource([]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-  });
+  const { socket, reader } = await (await startH2Proxy(t, [])).connect();
   const opaque = Buffer.from('8bytes!?');
   socket.write(frame(T.PING, 0, 0, opaque));
   const ack = await reader.waitFor((f) => f.type === T.PING, 5000, 'PING');
@@ -305,7 +244,7 @@ t.test('PING from the app is answered with PING ACK carrying the same 8 bytes', 
 t.test('padded HEADERS (with priority) and padded DATA are relayed with the padding stripped', async (t) => {
   let seen: { headers: http2.IncomingHttpHeaders; body: string } | undefined;
   let sentReply = '';
-  const backend = await startH2Server((stream, headers) => {
+  const backend = await startH2Endpoint((stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (d: Buffer) => chunks.push(d));
     stream.on('end', () => {
@@ -315,13 +254,8 @@ t.test('padded HEADERS (with priority) and padded DATA are relayed with the padd
       sentReply = JSON.stringify(seen);
     });
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.connect();
   const block = literalBlock([
     [':method', 'POST'],
     [':scheme', 'http'],
@@ -352,23 +286,16 @@ t.test('a 40 KiB header both ways: split into HEADERS + CONTINUATION, intact at 
   const bigRequest = randomBytes(30 * 1024).toString('base64'); // 40 KiB of text
   const bigReply = randomBytes(30 * 1024).toString('base64');
   const settings = { maxHeaderListSize: 256 * 1024 };
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream, headers) => {
       stream.respond({ ':status': 200, 'x-big-reply': bigReply, 'x-got-hash': sha(String(headers['x-big'] ?? '')) });
       stream.end('ok');
     },
     { settings, maxSendHeaderBlockLength: 256 * 1024 },
   );
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`, { settings, maxSendHeaderBlockLength: 256 * 1024 });
-  session.on('error', () => undefined);
-  const raw = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    session.destroy();
-    raw.socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const session = kit.session({ settings, maxSendHeaderBlockLength: 256 * 1024 });
+  const raw = await kit.connect();
 
   const reply = await request(session, { ...GET('/big'), 'x-big': bigRequest });
   t.equal(reply.error, undefined, 'no error');
@@ -402,7 +329,7 @@ t.test('a 40 KiB header both ways: split into HEADERS + CONTINUATION, intact at 
 
 t.test('tiny flow-control windows (1 KiB) on app and endpoint: 1 MiB down and 1 MiB up arrive intact', async (t) => {
   const download = randomBytes(1 << 20);
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream, headers) => {
       if (headers[':path'] === '/download') {
         stream.respond({ ':status': 200 });
@@ -413,14 +340,7 @@ t.test('tiny flow-control windows (1 KiB) on app and endpoint: 1 MiB down and 1 
     },
     { settings: { initialWindowSize: 1024 } },
   );
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`, { settings: { initialWindowSize: 1024 } });
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const session = (await startH2Proxy(t, [backend])).session({ settings: { initialWindowSize: 1024 } });
   const down = await request(session, GET('/download'));
   t.equal(down.error, undefined, 'download: no error');
   t.equal(down.body.length, download.length, 'download: 1 MiB');
@@ -434,8 +354,9 @@ t.test('tiny flow-control windows (1 KiB) on app and endpoint: 1 MiB down and 1 
 
 t.test('an endpoint GOAWAY below a stream already sent: retried on another endpoint, the app sees success', async (t) => {
   const leaving = await goawayEndpoint('test endpoint leaving');
-  const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   for (let i = 0; i < 4; i++) {
     const reply = await request(session, POST('/goaway'), `payload-${i}`);
     t.equal(reply.error, undefined, `request ${i}: no error`);
@@ -444,7 +365,7 @@ t.test('an endpoint GOAWAY below a stream already sent: retried on another endpo
     t.equal(reply.body.toString(), `payload-${i}`, `request ${i}: body replayed intact`);
   }
   t.ok(leaving.goaways() >= 1, `the leaving endpoint got ${leaving.goaways()} request(s) and answered GOAWAY(last=0)`);
-  t.match(metricsOf(proxy), new RegExp(`meshlet_retries_total\\{target="static",reason="goaway"\\} ${leaving.goaways()}\\b`), 'each GOAWAY counted as a retry');
+  t.match(metricsOf(kit.proxy), new RegExp(`meshlet_retries_total\\{target="static",reason="goaway"\\} ${leaving.goaways()}\\b`), 'each GOAWAY counted as a retry');
 });
 
 t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app gets the whole body, no error', async (t) => {
@@ -458,7 +379,8 @@ t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app ge
       socket.write(Buffer.concat(out));
     };
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   for (let i = 0; i < 2; i++) {
     const reply = await request(session, GET('/reset-ended'));
     t.equal(reply.error, undefined, `request ${i}: no error`);
@@ -473,15 +395,8 @@ t.test('an endpoint ending a full response with RST_STREAM(NO_ERROR): the app ge
 t.test('500 concurrent streams on one app connection, bodies 0 B..200 KiB, echoed by 3 endpoints', async (t) => {
   const names = ['e1', 'e2', 'e3'];
   const memory = { maxSessionMemory: 256 };
-  const backends = await Promise.all(names.map((n) => startH2Server(echoHandler(n), memory)));
-  const { proxy, target } = await startTestProxy(new TestSource(backends.map((b) => b.address)), { 'lb-policy': 'round-robin' });
-  const session = http2.connect(`http://${target}`, memory);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await Promise.all(backends.map((b) => b.close()));
-  });
+  const backends = await Promise.all(names.map((n) => startH2Endpoint(echoHandler(n), memory)));
+  const session = (await startH2Proxy(t, backends, { 'lb-policy': 'round-robin' })).session(memory);
   const source = randomBytes(256 * 1024);
   const STREAMS = 500;
   const MAX = 200 * 1024;
@@ -516,8 +431,9 @@ t.test('GOAWAY(last=first stream) with three streams in flight: the first is ans
       );
     };
   });
-  const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => request(session, POST('/drain'), `body-${i}`)));
   t.equal(goaways, 1, 'the leaving endpoint got three concurrent streams and sent GOAWAY once');
   t.same(replies.map((r) => r.error), Array(6).fill(undefined), 'no request failed');
@@ -527,25 +443,21 @@ t.test('GOAWAY(last=first stream) with three streams in flight: the first is ans
   replies.forEach((r, i) => {
     if (r.headers['x-backend'] === 'staying') t.equal(r.body.toString(), `body-${i}`, `request ${i} echoed by the other endpoint`);
   });
-  t.match(metricsOf(proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 2\b/, 'the two streams above last-stream-id were retried');
+  t.match(metricsOf(kit.proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 2\b/, 'the two streams above last-stream-id were retried');
 });
 
 t.test('an app with SETTINGS_INITIAL_WINDOW_SIZE 0 gets no DATA until it opens its window, then the whole body', async (t) => {
   const download = randomBytes(100 * 1024);
-  const backend = await startH2Server((stream) => {
+  const backend = await startH2Endpoint((stream) => {
     stream.respond({ ':status': 200 });
     stream.end(download);
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.connect();
   socket.write(settingsFrame([[4, 0]]));
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock(REQUEST_FIELDS)));
   await reader.waitFor((f) => f.type === T.HEADERS && f.streamId === 1, 5000, 'response HEADERS');
+  // Absence over time is the check: the proxy exposes no event for "body held", so 300 ms for DATA that must not come.
   await new Promise((r) => setTimeout(r, 300));
   const early = reader.frames.filter((f) => f.type === T.DATA && f.streamId === 1).reduce((n, f) => n + f.payload.length, 0);
   t.equal(early, 0, 'no body byte while the window is 0');
@@ -583,14 +495,8 @@ t.test('credit only for bytes passed on: an endpoint granting no window holds th
     },
     [[4, 0]],
   );
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
-  const settings = await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader, settings } = await kit.handshake();
   let streamWindow = 65_535;
   for (let p = 0; p < settings.payload.length; p += 6) if (settings.payload.readUInt16BE(p) === 4) streamWindow = settings.payload.readUInt32BE(p + 2);
   const windowUpdates = (streamId: number) => reader.frames.filter((f) => f.type === T.WINDOW_UPDATE && f.streamId === streamId).reduce((n, f) => n + (f.payload.readUInt32BE(0) & 0x7fffffff), 0);
@@ -599,14 +505,19 @@ t.test('credit only for bytes passed on: an endpoint granting no window holds th
   const body = randomBytes(streamWindow);
   socket.write(frame(T.HEADERS, F.END_HEADERS, 1, literalBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/hold'], [':authority', 'raw.test']])));
   for (let offset = 0; offset < body.length; offset += 16_384) socket.write(frame(T.DATA, 0, 1, body.subarray(offset, offset + 16_384)));
-  await new Promise((r) => setTimeout(r, 400));
+  await waitUntil(() => upstream !== undefined, 5000, 'the proxy to connect to the endpoint');
+  await upstream!.reader.waitFor((f) => f.type === T.HEADERS, 5000, 'the request HEADERS at the endpoint');
+  // PING round trips as barriers: the proxy has read every DATA frame, then written (to either
+  // side) whatever it would for them.
+  await reader.roundTrip();
+  await upstream!.reader.roundTrip();
+  await reader.roundTrip();
   t.equal(received, 0, 'the endpoint got no body byte: its window is 0');
   t.equal(windowUpdates(1), 0, 'the app got no stream credit for bytes still held');
   t.equal(windowUpdates(0), connectionCreditBefore, 'nor connection credit');
   t.ok(upstream, 'the proxy connected to the endpoint');
   upstream!.socket.write(Buffer.concat([settingsFrame([[4, 1 << 22]]), frame(T.WINDOW_UPDATE, 0, 0, u32(1 << 22))]));
-  const deadline = Date.now() + 5000;
-  while (received < body.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => received >= body.length, 5000, `all ${body.length} bytes at the endpoint`);
   t.equal(received, body.length, `the endpoint got all ${body.length} bytes once it opened its window`);
   await reader.waitFor(() => windowUpdates(0) > connectionCreditBefore && windowUpdates(1) > 0, 5000, 'stream and connection credit once the bytes moved');
   socket.write(frame(T.DATA, F.END_STREAM, 1));
@@ -626,15 +537,8 @@ t.test('an app that ignores the connection window gets FLOW_CONTROL_ERROR; the e
     },
     [[4, 0]],
   );
-  const { log, captured } = captureLogger('warn');
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]), {}, log);
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
-  await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.handshake();
   const chunk = Buffer.alloc(16_384, 7);
   // Streams of 1 MiB each (the stream window), two more than the connection window the proxy
   // grants holds, while the endpoint reads nothing.
@@ -648,21 +552,20 @@ t.test('an app that ignores the connection window gets FLOW_CONTROL_ERROR; the e
   t.equal(goaway.payload.readUInt32BE(4), 3, 'FLOW_CONTROL_ERROR');
   t.match(goaway.payload.subarray(8).toString(), /beyond the connection flow-control window/);
   await reader.waitClosed(5000);
-  const deadline = Date.now() + 3000;
-  while (resets.length < opened.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => resets.length >= opened.length, 3000, 'a reset for every stream the endpoint saw');
   t.ok(opened.length > 0, `the endpoint saw ${opened.length} stream(s)`);
   t.same(
     resets.map((r) => r.code),
     opened.map(() => 8),
     'every stream the endpoint saw was reset with CANCEL',
   );
-  t.ok(captured.lines.some((l) => /flow-control window/.test(String(l.error))), 'a warn line names it');
+  t.ok(kit.logs.lines.some((l) => /flow-control window/.test(String(l.error))), 'a warn line names it');
 });
 
 t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread over more connections, all succeed', async (t) => {
   let maxConcurrent = 0;
   let sessions = 0;
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream) => {
       const session = stream.session as http2.ServerHttp2Session & { active?: number };
       session.active = (session.active ?? 0) + 1;
@@ -670,6 +573,7 @@ t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread
       stream.on('close', () => session.active!--);
       const chunks: Buffer[] = [];
       stream.on('data', (d: Buffer) => chunks.push(d));
+      // Each answer waits 10 ms so that streams overlap: how long they stay open is the load tested.
       stream.on('end', () =>
         setTimeout(() => {
           stream.respond({ ':status': 200 });
@@ -680,7 +584,8 @@ t.test('an endpoint allowing 2 concurrent streams: 40 concurrent requests spread
     { settings: { maxConcurrentStreams: 2 } },
   );
   backend.server.on('session', () => sessions++);
-  const { proxy, session } = await proxiedSession(t, [backend]);
+  const kit = await startH2Proxy(t, [backend]);
+  const session = kit.session();
   const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(session, POST('/limited'), `n${i}`)));
   t.same(
     replies.map((r) => r.body.toString()),
@@ -696,16 +601,16 @@ t.test('the app resetting a stream mid-request: the endpoint gets RST_STREAM(CAN
   const endpoint = await rawServer((_socket, reader) => {
     reader.onFrame = (f) => frames.push(f);
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const req = session.request(POST('/cancel'));
   req.on('error', () => undefined);
   req.write('partial');
-  const deadline = Date.now() + 5000;
-  while (!frames.some((f) => f.type === T.DATA) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => frames.some((f) => f.type === T.DATA), 5000, 'the request DATA at the endpoint');
   const headers = frames.find((f) => f.type === T.HEADERS);
   t.ok(headers, 'the endpoint got the request');
   req.close(http2.constants.NGHTTP2_CANCEL);
-  while (!frames.some((f) => f.type === T.RST_STREAM) && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => frames.some((f) => f.type === T.RST_STREAM), 3000, 'RST_STREAM at the endpoint');
   const rst = frames.find((f) => f.type === T.RST_STREAM);
   t.equal(rst?.streamId, headers?.streamId, 'the reset is on the endpoint stream');
   t.equal(rst?.payload.readUInt32BE(0), 8, 'with CANCEL');
@@ -727,13 +632,8 @@ t.test('header bytes outside ASCII (obs-text 0x80..0xff) pass byte-exact both wa
       );
     };
   });
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.connect();
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, literalBlock([...REQUEST_FIELDS, ['x-bytes', value]])));
   const { fields } = await readResponse(reader, 1);
   t.ok(seenBlock, 'the endpoint got the request');
@@ -756,7 +656,8 @@ t.test('an informational 103 response is passed on before the final 200', async 
       );
     };
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const req = session.request(GET('/hints'));
   const informational: http2.IncomingHttpHeaders[] = [];
   req.on('headers', (h) => informational.push(h));
@@ -777,8 +678,9 @@ t.test('GOAWAY before processing a request whose body is too big to replay: a 50
       if (f.type === T.HEADERS) socket.write(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0, 0), Buffer.from('bye')])));
     };
   });
-  const staying = await startH2Server(echoHandler('staying'));
-  const { session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   const big = randomBytes(512 * 1024);
   const outcomes: string[] = [];
   for (let i = 0; i < 2; i++) {
@@ -802,14 +704,8 @@ t.test('an app opening more streams than the 1000 it was allowed: REFUSED_STREAM
       socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, f.streamId, literalBlock([[':status', '200']])), frame(T.DATA, F.END_STREAM, f.streamId, Buffer.from('done'))]));
     };
   });
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
-  const settings = await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader, settings } = await kit.handshake();
   let advertised = 0;
   for (let p = 0; p < settings.payload.length; p += 6) if (settings.payload.readUInt16BE(p) === 3) advertised = settings.payload.readUInt32BE(p + 2);
   t.equal(advertised, 1000, 'the proxy advertises SETTINGS_MAX_CONCURRENT_STREAMS 1000');
@@ -847,13 +743,8 @@ t.test('an endpoint answering early and resetting with NO_ERROR while the app st
       );
     };
   });
-  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.connect();
   socket.write(frame(T.HEADERS, F.END_HEADERS, 1, literalBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/upload'], [':authority', 'raw.test']])));
   socket.write(frame(T.DATA, 0, 1, Buffer.alloc(16_000, 1)));
   const { fields, body } = await readResponse(reader, 1);
@@ -870,8 +761,9 @@ t.test('an endpoint answering early and resetting with NO_ERROR while the app st
 
 t.test('a request body still streaming when its endpoint sends GOAWAY: the retry carries what came before and after', async (t) => {
   const leaving = await goawayEndpoint('restarting');
-  const staying = await startH2Server(echoHandler('staying'));
-  const { proxy, target, session } = await proxiedSession(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const staying = await startH2Endpoint(echoHandler('staying'));
+  const kit = await startH2Proxy(t, [leaving, staying], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   const parts = [randomBytes(40 * 1024), randomBytes(20 * 1024), randomBytes(3 << 20)];
   const whole = Buffer.concat(parts);
   for (let i = 0; i < 2; i++) {
@@ -882,23 +774,23 @@ t.test('a request body still streaming when its endpoint sends GOAWAY: the retry
     req.on('error', (err) => (error = err));
     const headers = once(req, 'response');
     req.write(parts[0]);
-    await new Promise((r) => setTimeout(r, 150));
+    // The response starts (from the endpoint that stayed, after a retry or not) before the rest of the body is sent.
+    const [h] = await withTimeout(headers, 5000, `the response to request ${i}`);
     req.write(parts[1]);
     req.end(parts[2]);
-    const [h] = await headers;
     await new Promise((r) => req.on('close', r));
     t.equal(error, undefined, `request ${i}: no error`);
     t.equal(h['x-backend'], 'staying', `request ${i}: served by the endpoint that stayed`);
     t.equal(sha(Buffer.concat(chunks)), sha(whole), `request ${i}: the whole ${whole.length}-byte body, in order`);
   }
   t.equal(leaving.goaways(), 1, 'one request met the leaving endpoint');
-  t.match(metricsOf(proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 1\b/);
+  t.match(metricsOf(kit.proxy), /meshlet_retries_total\{target="static",reason="goaway"\} 1\b/);
 });
 
 t.test('40 KiB trailers from the endpoint reach the app (HEADERS with END_STREAM + CONTINUATION)', async (t) => {
   const bigTrailer = randomBytes(30 * 1024).toString('base64');
   const settings = { maxHeaderListSize: 256 * 1024 };
-  const backend = await startH2Server(
+  const backend = await startH2Endpoint(
     (stream) => {
       stream.respond({ ':status': 200 }, { waitForTrailers: true });
       stream.on('wantTrailers', () => stream.sendTrailers({ 'x-big-trailer': bigTrailer }));
@@ -906,14 +798,7 @@ t.test('40 KiB trailers from the endpoint reach the app (HEADERS with END_STREAM
     },
     { settings, maxSendHeaderBlockLength: 256 * 1024 },
   );
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const session = http2.connect(`http://${target}`, { settings });
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const session = (await startH2Proxy(t, [backend])).session({ settings });
   const req = session.request(GET('/trailers'));
   let body = '';
   req.on('data', (d) => (body += d));
@@ -926,11 +811,13 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
   const body = randomBytes(200 * 1024);
   let received = 0;
   let endpointSocket: Socket | undefined;
+  let endpointReader: FrameReader | undefined;
   let streamId = 0;
   const chunks: Buffer[] = [];
   const endpoint = await rawServer(
     (socket, reader) => {
       endpointSocket = socket;
+      endpointReader = reader;
       socket.write(frame(T.WINDOW_UPDATE, 0, 0, u32(8 << 20)));
       reader.onFrame = (f) => {
         if (f.type === T.HEADERS) streamId = f.streamId;
@@ -944,21 +831,22 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
     },
     [[4, 65_536]],
   );
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const pending = request(session, POST('/shrink'), body);
   const waitReceived = async (n: number, what: string) => {
-    const deadline = Date.now() + 5000;
-    while (received < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => received >= n, 5000, `${n} bytes at the endpoint`);
     t.equal(received, n, what);
   };
   await waitReceived(65_536, 'the first 64 KiB: the whole initial window');
   // Window 0 now; SETTINGS 16 KiB moves it to -48 KiB; +48 KiB brings it back to 0.
   endpointSocket!.write(Buffer.concat([settingsFrame([[4, 16_384]]), frame(T.WINDOW_UPDATE, 0, streamId, u32(49_152))]));
-  await new Promise((r) => setTimeout(r, 300));
+  // The proxy answers a PING after the frames before it: any DATA they released is in by then.
+  await endpointReader!.roundTrip();
   t.equal(received, 65_536, 'nothing sent while the window is at or below zero');
   endpointSocket!.write(frame(T.WINDOW_UPDATE, 0, streamId, u32(10_000)));
   await waitReceived(75_536, 'exactly the 10000 bytes the window allowed');
-  await new Promise((r) => setTimeout(r, 200));
+  await endpointReader!.roundTrip();
   t.equal(received, 75_536, 'and no more');
   endpointSocket!.write(frame(T.WINDOW_UPDATE, 0, streamId, u32(1 << 20)));
   const reply = await pending;
@@ -969,30 +857,31 @@ t.test('an endpoint shrinking its window below zero mid-body: nothing is sent un
 t.test('downloads an app stopped reading do not stall other requests to the same endpoint', async (t) => {
   const CHUNK = Buffer.alloc(64 * 1024, 2);
   const CHUNKS = 64; // 4 MiB offered per /big download
-  const backend = await startH2Server((stream, headers) => {
+  const downloads: Array<{ written: number; isWaiting: boolean; hasEnded: boolean }> = [];
+  const backend = await startH2Endpoint((stream, headers) => {
     stream.respond({ ':status': 200 });
     if (headers[':path'] !== '/big') return void stream.end('small');
+    const download = { written: 0, isWaiting: false, hasEnded: false };
+    downloads.push(download);
     let i = 0;
     const pump = () => {
+      download.isWaiting = false;
       while (i < CHUNKS) {
         i++;
-        if (!stream.write(CHUNK)) return void stream.once('drain', pump);
+        download.written += CHUNK.length;
+        if (!stream.write(CHUNK)) {
+          download.isWaiting = true;
+          return void stream.once('drain', pump);
+        }
       }
+      download.hasEnded = true;
       stream.end();
     };
     pump();
   });
-  const { proxy, target } = await startTestProxy(new TestSource([backend.address]));
-  const stuck = http2.connect(`http://${target}`);
-  const other = http2.connect(`http://${target}`);
-  stuck.on('error', () => undefined);
-  other.on('error', () => undefined);
-  t.teardown(async () => {
-    stuck.destroy();
-    other.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const kit = await startH2Proxy(t, [backend]);
+  const stuck = kit.session();
+  const other = kit.session();
   // Each unread download can hold a whole stream window of the shared endpoint connection; the
   // endpoint connection's window must not let a few of them stop everyone else's responses.
   const STUCK_STREAMS = 6;
@@ -1002,21 +891,17 @@ t.test('downloads an app stopped reading do not stall other requests to the same
     await once(req, 'response');
     req.pause();
   }
-  await new Promise((r) => setTimeout(r, 500));
+  const isHeld = (d: (typeof downloads)[number]) => d.hasEnded || (d.isWaiting && d.written > H2_STREAM_WINDOW_BYTES);
+  await waitUntil(() => downloads.length === STUCK_STREAMS && downloads.every(isHeld), 10_000, `all ${STUCK_STREAMS} unread downloads to fill their stream windows`);
   const small = request(other, GET('/small'));
   const outcome = await Promise.race([small.then((r) => r.body.toString()), new Promise<string>((r) => setTimeout(() => r('stalled for 3 s'), 3000))]);
   t.equal(outcome, 'small', `another app's small request completes while ${STUCK_STREAMS} downloads sit unread`);
 });
 
 t.test('HEADERS on a stream id lower than one already opened: the app gets RST_STREAM STREAM_CLOSED, never silence', async (t) => {
-  const backend = await startH2Server(echoHandler('b'));
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
+  const backend = await startH2Endpoint(echoHandler('b'));
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.connect();
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 5, literalBlock(REQUEST_FIELDS)));
   await readResponse(reader, 5);
   socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, literalBlock(REQUEST_FIELDS)));
@@ -1032,12 +917,9 @@ t.test('HEADERS on a stream id lower than one already opened: the app gets RST_S
 });
 
 t.test('a header block that never ends is cut off with GOAWAY ENHANCE_YOUR_CALM (CONTINUATION flood)', async (t) => {
-  const { proxy } = await startTestProxy(new TestSource([]));
-  t.teardown(() => proxy.close());
+  const kit = await startH2Proxy(t, []);
   await t.test('300 KiB of CONTINUATION frames', async (t) => {
-    const { socket, reader } = await rawClient(proxy.address.port);
-    t.teardown(() => socket.destroy());
-    await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+    const { socket, reader } = await kit.handshake();
     socket.write(frame(T.HEADERS, 0, 1, literalBlock(REQUEST_FIELDS)));
     const filler = Buffer.alloc(16_384, 0x61);
     for (let i = 0; i < 20 && !reader.closed; i++) socket.write(frame(T.CONTINUATION, 0, 1, filler));
@@ -1047,9 +929,7 @@ t.test('a header block that never ends is cut off with GOAWAY ENHANCE_YOUR_CALM 
     await reader.waitClosed(5000);
   });
   await t.test('100000 empty CONTINUATION frames', async (t) => {
-    const { socket, reader } = await rawClient(proxy.address.port);
-    t.teardown(() => socket.destroy());
-    await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+    const { socket, reader } = await kit.handshake();
     socket.write(frame(T.HEADERS, 0, 1, literalBlock(REQUEST_FIELDS)));
     const empty = frame(T.CONTINUATION, 0, 1);
     socket.write(Buffer.concat(Array.from({ length: 100_000 }, () => empty)));
@@ -1060,18 +940,12 @@ t.test('a header block that never ends is cut off with GOAWAY ENHANCE_YOUR_CALM 
 });
 
 t.test('a request header list above the limit gets 431 naming it; the connection and its HPACK state carry on', async (t) => {
-  const backend = await startH2Server((stream, headers) => {
+  const backend = await startH2Endpoint((stream, headers) => {
     stream.respond({ ':status': 200 });
     stream.end(`x-later=${String(headers['x-later'])}`);
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
-  await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.handshake();
   // 9000 one-byte fields: ~45 KB encoded, ~306 KB by the RFC's accounting (32 bytes per field).
   const many = literalBlock(Array.from({ length: 9000 }, (): [string, string] => ['a', 'b']));
   // Last, a literal WITH incremental indexing: it must still enter the dynamic table.
@@ -1114,7 +988,8 @@ t.test('an endpoint response header list above the limit: that request fails wit
       }
     };
   });
-  const { session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const bad = await request(session, GET('/huge-response-headers'));
   t.equal(bad.headers[':status'], 502);
   t.match(bad.body.toString(), /header list larger than 262144 bytes/, 'the body names the problem');
@@ -1125,7 +1000,7 @@ t.test('an endpoint response header list above the limit: that request fails wit
 
 t.test('request trailers from the app reach the endpoint after the body, even when all arrive before the endpoint connection is up', async (t) => {
   let seen: { body: string; trailers: http2.IncomingHttpHeaders | undefined } | undefined;
-  const backend = await startH2Server((stream) => {
+  const backend = await startH2Endpoint((stream) => {
     let body = '';
     let trailers: http2.IncomingHttpHeaders | undefined;
     stream.on('trailers', (tr) => (trailers = tr));
@@ -1136,14 +1011,8 @@ t.test('request trailers from the app reach the endpoint after the body, even wh
       stream.end('got it');
     });
   });
-  const { proxy } = await startTestProxy(new TestSource([backend.address]));
-  const { socket, reader } = await rawClient(proxy.address.port);
-  t.teardown(async () => {
-    socket.destroy();
-    await proxy.close();
-    await backend.close();
-  });
-  await reader.waitFor((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0, 5000, 'proxy SETTINGS');
+  const kit = await startH2Proxy(t, [backend]);
+  const { socket, reader } = await kit.handshake();
   socket.write(
     Buffer.concat([
       frame(T.HEADERS, F.END_HEADERS, 1, literalBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/trailers'], [':authority', 'raw.test']])),
@@ -1164,7 +1033,8 @@ t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a 
   const endpoint = await rawServer(() => {
     connections++;
   }, [[3, 0]]);
-  const { proxy, session } = await proxiedSession(t, [endpoint]);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const session = kit.session();
   const reply = await request(session, GET('/nowhere'));
   t.equal(reply.headers[':status'], 502);
   t.match(reply.body.toString(), /allows no streams \(SETTINGS_MAX_CONCURRENT_STREAMS 0\)/, 'the body names the problem');
@@ -1173,12 +1043,13 @@ t.test('an endpoint allowing no streams (MAX_CONCURRENT_STREAMS 0) fails like a 
 
 t.test('header fields marked never-indexed (sensitive) stay so across the proxy, both ways', async (t) => {
   let seenSensitive: unknown;
-  const backend = await startH2Server((stream, headers) => {
+  const backend = await startH2Endpoint((stream, headers) => {
     seenSensitive = (headers as unknown as Record<symbol, unknown>)[http2.sensitiveHeaders];
     stream.respond({ ':status': 200, 'set-cookie': 'session=s3cret', 'x-plain': 'p', [http2.sensitiveHeaders]: ['set-cookie'] });
     stream.end('ok');
   });
-  const { session } = await proxiedSession(t, [backend]);
+  const kit = await startH2Proxy(t, [backend]);
+  const session = kit.session();
   const reply = await request(session, { ...GET('/sensitive'), authorization: 'Bearer t0ken', 'x-plain': 'p', [http2.sensitiveHeaders]: ['authorization'] });
   t.equal(reply.body.toString(), 'ok');
   t.same(seenSensitive, ['authorization'], 'the endpoint received authorization as never-indexed, and only it');
@@ -1188,36 +1059,34 @@ t.test('header fields marked never-indexed (sensitive) stay so across the proxy,
 t.test('an endpoint connection that goes silent (no FIN, no PING answer) is closed: its requests fail, the next ones use a new connection', async (t) => {
   let connections = 0;
   let silent = true;
+  let pingsAnswered = 0;
   const endpoint = await rawServer((socket, reader) => {
     const index = ++connections;
     reader.onFrame = (f) => {
       if (index === 1 && silent) return; // a dead peer: reads nothing, answers nothing, never closes
-      if (f.type === T.PING && (f.flags & F.ACK) === 0) socket.write(frame(T.PING, F.ACK, 0, f.payload));
+      if (f.type === T.PING && (f.flags & F.ACK) === 0) {
+        socket.write(frame(T.PING, F.ACK, 0, f.payload));
+        pingsAnswered++;
+      }
       if (f.type === T.HEADERS) socket.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, f.streamId, literalBlock([[':status', '200']])), frame(T.DATA, F.END_STREAM, f.streamId, Buffer.from('alive'))]));
     };
   });
-  const { log, captured } = captureLogger('warn');
-  const { proxy, target } = await startTestProxy(new TestSource([endpoint.address]), { 'upstream-ping-ms': '100' }, log);
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await endpoint.close();
-  });
+  const kit = await startH2Proxy(t, [endpoint], { 'upstream-ping-ms': '100' });
+  const session = kit.session();
   const started = Date.now();
   const stuck = await request(session, GET('/into-the-void'));
   t.equal(stuck.headers[':status'], 502, 'the request on the dead connection fails instead of hanging');
   t.match(stuck.body.toString(), /no answer to a PING within 100 ms/, 'naming why');
   t.ok(Date.now() - started < 2000, `within ${Date.now() - started} ms (ping interval 100 ms)`);
-  t.ok(captured.lines.some((l) => l.msg === 'upstream connection did not answer PING: closing it'), 'a warn line says so');
+  t.ok(kit.logs.lines.some((l) => l.msg === 'upstream connection did not answer PING: closing it'), 'a warn line says so');
   silent = false;
   const next = await request(session, GET('/again'));
   t.equal(next.body.toString(), 'alive', 'the next request is served');
   t.equal(connections, 2, 'on a new endpoint connection');
   const pinged = await request(session, GET('/after-a-pause'));
   t.equal(pinged.body.toString(), 'alive');
-  await new Promise((r) => setTimeout(r, 500));
+  const answeredBefore = pingsAnswered;
+  await waitUntil(() => pingsAnswered >= answeredBefore + 3, 5000, 'three PINGs of the proxy answered during a silence');
   const afterPause = await request(session, GET('/still'));
   t.equal(afterPause.body.toString(), 'alive', 'a connection that answers its PINGs stays in use through silences');
   t.equal(connections, 2, 'no new connection was needed');

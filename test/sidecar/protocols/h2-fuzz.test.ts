@@ -1,11 +1,11 @@
 import { once } from 'node:events';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { ERROR_CODE } from '../../../sidecar/wire/h2/frame.js';
-import { F, T, frame, literalBlock, rawClient, rawServer } from '../../helpers/h2-raw.js';
-import type { RunningProxy } from '../../../sidecar/main.js';
-import { TestSource, captureLogger, startTestProxy, type LogLines } from '../../helpers/proxy-harness.js';
+import { F, T, frame, literalBlock, rawServer } from '../../helpers/h2-raw.js';
+import type { LogLine } from '../../helpers/log-capture.js';
+import { startH2Endpoint, startH2Proxy, type H2ProxyKit } from '../../helpers/h2-proxy-kit.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 /**
  * Random HTTP/2 frames from many app connections, half of them built from valid pieces (real
@@ -49,20 +49,14 @@ async function fetchText(target: string, path: string): Promise<string> {
 }
 
 /** Log lines that report a bug of ours. */
-function internalErrors(captured: LogLines): LogLines['lines'] {
-  return captured.lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error)));
+function internalErrors(lines: LogLine[]): LogLine[] {
+  return lines.filter((l) => /internal error/.test(String(l.msg)) || /internal error/.test(String(l.error)));
 }
 
-/** Requests counted in flight over all endpoints, once they stop changing (at most 3 s). */
-async function settledInFlight(proxy: RunningProxy): Promise<number> {
-  const inFlight = () => {
-    let n = 0;
-    for (const balancer of proxy.registry.all()) for (const endpoint of balancer.endpoints()) n += endpoint.inFlight;
-    return n;
-  };
-  const deadline = Date.now() + 3000;
-  while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return inFlight();
+/** Requests counted in flight over all endpoints, once none is (or after 3 s: the assertion on the count then says how many). */
+async function settledInFlight(kit: H2ProxyKit): Promise<number> {
+  await waitUntil(() => kit.inFlight() === 0, 3000, 'no request left in flight').catch(() => undefined);
+  return kit.inFlight();
 }
 
 function randomFrames(rand: () => number): Buffer {
@@ -143,10 +137,8 @@ function anyFrames(rand: () => number): Buffer {
  */
 async function startFuzzedProxy(t: Test, answer: 'at-once' | 'after-body') {
   let count = 0;
-  const backend = http2.createServer();
-  backend.on('stream', (stream) => {
+  const backend = await startH2Endpoint((stream) => {
     count++;
-    stream.on('error', () => undefined);
     const respond = () => {
       if (stream.closed) return;
       stream.respond({ ':status': 200 });
@@ -156,20 +148,12 @@ async function startFuzzedProxy(t: Test, answer: 'at-once' | 'after-body') {
     stream.resume();
     stream.on('end', respond);
   });
-  backend.on('session', (s) => s.on('error', () => undefined));
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  const { log, captured } = captureLogger('warn');
-  const { proxy, target } = await startTestProxy(new TestSource([`127.0.0.1:${(backend.address() as AddressInfo).port}`]), {}, log);
-  t.teardown(async () => {
-    await proxy.close();
-    backend.close();
-  });
-  return { proxy, target, captured, served: () => count };
+  return { ...(await startH2Proxy(t, [backend])), served: () => count };
 }
 
 t.test('random frames on many connections: no internal error, every bad connection answered or closed, the proxy serves on', async (t) => {
-  const { proxy, target, captured, served } = await startFuzzedProxy(t, 'at-once');
+  const kit = await startFuzzedProxy(t, 'at-once');
+  const { target, logs, served, connect } = kit;
   const seed = Number(process.env.FUZZ_SEED ?? 20261122);
   const rand = random(seed);
   const goawayMessages: string[] = [];
@@ -177,10 +161,12 @@ t.test('random frames on many connections: no internal error, every bad connecti
     const inputs = Array.from({ length: BATCH }, () => randomFrames(rand));
     await Promise.all(
       inputs.map(async (input) => {
-        const { socket, reader } = await rawClient(proxy.address.port);
+        const { socket, reader } = await connect();
         try {
           socket.write(input);
-          await new Promise((r) => setTimeout(r, SETTLE_MS));
+          // A PING answered (or the connection closed) means the proxy handled all of the input; an
+          // input cut mid-frame leaves it waiting for the rest, and that wait is what SETTLE_MS bounds.
+          await Promise.race([reader.roundTrip(SETTLE_MS), reader.waitClosed(SETTLE_MS)]).catch(() => undefined);
           for (const f of reader.frames) if (f.type === T.GOAWAY) goawayMessages.push(f.payload.subarray(8).toString());
         } finally {
           socket.destroy();
@@ -195,8 +181,8 @@ t.test('random frames on many connections: no internal error, every bad connecti
     [],
     'no GOAWAY reports an internal error',
   );
-  t.same(internalErrors(captured), [], 'no internal error was logged');
-  t.equal(await settledInFlight(proxy), 0, 'with every fuzzing connection gone, no request is left counted in flight (nothing leaked)');
+  t.same(internalErrors(logs.lines), [], 'no internal error was logged');
+  t.equal(await settledInFlight(kit), 0, 'with every fuzzing connection gone, no request is left counted in flight (nothing leaked)');
   t.equal(await fetchText(target, '/after-fuzz'), 'fine', 'a well-behaved app is served after all of it');
 });
 
@@ -235,22 +221,13 @@ t.test('an endpoint answering random frames: every app request ends (response or
     };
     socket.on('close', () => clearTimeout(timer));
   });
-  const steady = http2.createServer();
-  steady.on('stream', (stream) => {
-    stream.on('error', () => undefined);
+  const steady = await startH2Endpoint((stream) => {
     stream.respond({ ':status': 200 });
     stream.end('steady');
   });
-  steady.listen(0, '127.0.0.1');
-  await once(steady, 'listening');
-  const source = new TestSource([endpoint.address]);
-  const { log, captured } = captureLogger('warn');
-  const { proxy, target } = await startTestProxy(source, {}, log);
-  t.teardown(async () => {
-    await proxy.close();
-    await endpoint.close();
-    steady.close();
-  });
+  t.teardown(() => steady.close());
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { source, target, logs } = kit;
   let outcomes = 0;
   for (let round = 0; round < ENDPOINT_ROUNDS; round++) {
     const session = http2.connect(`http://${target}`);
@@ -279,9 +256,9 @@ t.test('an endpoint answering random frames: every app request ends (response or
     }
   }
   t.equal(outcomes, ENDPOINT_ROUNDS * REQUESTS_PER_ROUND, 'every request ended, one way or another, within 5 s');
-  t.same(internalErrors(captured), [], 'no internal error was logged');
-  t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
-  source.set([`127.0.0.1:${(steady.address() as AddressInfo).port}`]);
+  t.same(internalErrors(logs.lines), [], 'no internal error was logged');
+  t.equal(await settledInFlight(kit), 0, 'no request is left counted in flight');
+  source.set([steady.address]);
   t.equal(await fetchText(target, '/after'), 'steady', 'with a sane endpoint in its place, the app is served');
 });
 
@@ -330,7 +307,8 @@ function floodFrames(rand: () => number): Buffer {
 }
 
 t.test('control-frame, tiny-frame and stream-error floods: a flooder that never reads is ended, one that reads is ended or served, no internal error, nothing leaks', async (t) => {
-  const { proxy, target, captured, served } = await startFuzzedProxy(t, 'after-body');
+  const kit = await startFuzzedProxy(t, 'after-body');
+  const { target, logs, served, connect } = kit;
   const seed = Number(process.env.FUZZ_SEED ?? 20261122);
   const rand = random(seed + 2);
   let deafEnded = 0;
@@ -338,7 +316,7 @@ t.test('control-frame, tiny-frame and stream-error floods: a flooder that never 
   const goawayCodes = new Map<number, number>();
   for (let i = 0; i < FLOOD_CONNECTIONS; i++) {
     const deaf = rand() < 0.5;
-    const { socket, reader } = await rawClient(proxy.address.port);
+    const { socket, reader } = await connect();
     if (deaf) socket.pause();
     try {
       socket.write(floodFrames(rand));
@@ -363,7 +341,7 @@ t.test('control-frame, tiny-frame and stream-error floods: a flooder that never 
   t.ok(deafConnections > 0, `${deafConnections} of ${FLOOD_CONNECTIONS} flooders never read`);
   t.equal(deafEnded, deafConnections, `every flooder that never read was ended by the proxy (seed ${seed})`);
   t.ok((goawayCodes.get(ERROR_CODE.ENHANCE_YOUR_CALM) ?? 0) > 0, `the floods were ended by their budgets: GOAWAY codes seen ${JSON.stringify([...goawayCodes])}, ${served()} requests reached the endpoint`);
-  t.same(internalErrors(captured), [], 'no internal error was logged');
-  t.equal(await settledInFlight(proxy), 0, 'no request is left counted in flight');
+  t.same(internalErrors(logs.lines), [], 'no internal error was logged');
+  t.equal(await settledInFlight(kit), 0, 'no request is left counted in flight');
   t.equal(await fetchText(target, '/after-floods'), 'fine', 'a well-behaved app is served after all of it');
 });

@@ -6,7 +6,8 @@ import type { Target, TargetHint } from '../../../sidecar/discovery/source.js';
 import { exchangeRaw, request, startHttpBackend } from '../../helpers/http1-kit.js';
 import { parseProxyConfig } from '../../../sidecar/config.js';
 import { startProxy } from '../../../sidecar/main.js';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 const HEADER_TIMEOUT_MS = 600;
 const IDLE_TIMEOUT_MS = 400;
@@ -116,7 +117,7 @@ t.test('absolute-form with an authority meshlet does not know goes to the origin
   const [host, port] = original.address.split(':');
   // In a Pod the kernel names where the app was going; here the test does.
   const config = parseProxyConfig({ listen: '127.0.0.1:0', upstream: '127.0.0.1:1', admin: '127.0.0.1:0', 'debug-admin': 'off', ...LIMIT_FLAGS });
-  const proxy = await startProxy(config, { source, log: captureLogger().log, readOriginalDst: () => ({ host: host!, port: Number(port) }) });
+  const proxy = await startProxy(config, { source, log: captureLogs('warn').log, readOriginalDst: () => ({ host: host!, port: Number(port) }) });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(async () => {
     agent.destroy();

@@ -6,17 +6,11 @@ import t from 'tap';
 import { createEchoClient, startEchoBackend, unaryCall } from '../../helpers/grpc-echo.js';
 import { parseProxyConfig } from '../../../sidecar/config.js';
 import { startProxy } from '../../../sidecar/main.js';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
+import { startH2Endpoint, startH2Proxy } from '../../helpers/h2-proxy-kit.js';
 
 /** Errors, resets, retries and flow control on the HTTP/2 path. */
-
-async function startH2Server(onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void): Promise<{ server: http2.Http2Server; address: string }> {
-  const server = http2.createServer();
-  server.on('stream', onStream);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
 
 /** A free loopback port with nothing listening (connection refused). */
 async function refusedAddress(): Promise<string> {
@@ -70,7 +64,7 @@ t.test('in a Pod, an unknown target passes through to its original destination, 
   source.knownAuthorities = new Set();
   const config = parseProxyConfig({ admin: '127.0.0.1:0', 'debug-admin': 'off', 'token-file': '/nonexistent' }, () => false);
   config.listen = { host: '127.0.0.1', port: 0 };
-  const proxy = await startProxy(config, { source, log: captureLogger().log, readOriginalDst: () => ({ host: '127.0.0.1', port: backend.port }) });
+  const proxy = await startProxy(config, { source, log: captureLogs('warn').log, readOriginalDst: () => ({ host: '127.0.0.1', port: backend.port }) });
   const client = createEchoClient(`127.0.0.1:${proxy.address.port}`);
   t.teardown(async () => {
     client.close();
@@ -103,18 +97,8 @@ t.test('a refused connection is retried once on another endpoint and the endpoin
 });
 
 t.test('an upstream RST_STREAM reaches the client with its code', async (t) => {
-  const { server, address } = await startH2Server((stream) => {
-    stream.on('error', () => undefined);
-    stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-  });
-  const { proxy, target } = await startTestProxy(new TestSource([address]));
-  const session = http2.connect(`http://${target}`);
-  session.on('error', () => undefined);
-  t.teardown(async () => {
-    session.close();
-    await proxy.close();
-    server.close();
-  });
+  const resetting = await startH2Endpoint((stream) => stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM));
+  const session = (await startH2Proxy(t, [resetting])).session();
   const req = session.request({ ':path': '/reset', ':method': 'POST' });
   req.on('error', () => undefined);
   req.end('x');
@@ -126,7 +110,7 @@ t.test('flow control: a client that stops reading holds the upstream back; nothi
   const CHUNK = Buffer.alloc(256 * 1024, 1);
   const TOTAL_CHUNKS = 256; // 64 MiB offered
   let written = 0;
-  const { server, address } = await startH2Server((stream) => {
+  const backend = await startH2Endpoint((stream) => {
     stream.respond({ ':status': 200 });
     let i = 0;
     const pump = () => {
@@ -139,16 +123,11 @@ t.test('flow control: a client that stops reading holds the upstream back; nothi
     };
     pump();
   });
-  const { proxy, target } = await startTestProxy(new TestSource([address]));
-  const session = http2.connect(`http://${target}`);
-  t.teardown(async () => {
-    session.close();
-    await proxy.close();
-    server.close();
-  });
+  const session = (await startH2Proxy(t, [backend])).session();
   const req = session.request({ ':path': '/big' });
   await once(req, 'response');
   req.pause();
+  // Absence over time is the check: whatever the upstream manages to write in 400 ms while nobody reads.
   await new Promise((r) => setTimeout(r, 400));
   t.ok(written < 24 * 1024 * 1024, `the upstream wrote only ${(written / 1048576).toFixed(1)} MiB of 64 while the client read nothing`);
   let received = 0;
@@ -180,11 +159,8 @@ t.test('broken frames on one connection close only that connection', async (t) =
 });
 
 t.test('REFUSED_STREAM (never processed) is retried once on another endpoint; the app sees success', async (t) => {
-  const refusing = await startH2Server((stream) => {
-    stream.on('error', () => undefined);
-    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-  });
-  const serving = await startH2Server((stream) => {
+  const refusing = await startH2Endpoint((stream) => stream.close(http2.constants.NGHTTP2_REFUSED_STREAM));
+  const serving = await startH2Endpoint((stream) => {
     let body = '';
     stream.on('data', (d) => (body += d));
     stream.on('end', () => {
@@ -192,14 +168,8 @@ t.test('REFUSED_STREAM (never processed) is retried once on another endpoint; th
       stream.end(`served:${body}`);
     });
   });
-  const { proxy, target } = await startTestProxy(new TestSource([refusing.address, serving.address]), { 'lb-policy': 'round-robin' });
-  const session = http2.connect(`http://${target}`);
-  t.teardown(async () => {
-    session.close();
-    await proxy.close();
-    refusing.server.close();
-    serving.server.close();
-  });
+  const kit = await startH2Proxy(t, [refusing, serving], { 'lb-policy': 'round-robin' });
+  const session = kit.session();
   for (let i = 0; i < 4; i++) {
     const req = session.request({ ':path': '/r', ':method': 'POST' });
     req.end(`body${i}`);
@@ -210,28 +180,21 @@ t.test('REFUSED_STREAM (never processed) is retried once on another endpoint; th
     t.equal(headers[':status'], 200);
     t.equal(text, `served:body${i}`, 'the request body was replayed to the other endpoint');
   }
-  t.match(proxy.metrics.render({ upstreamConnections: () => [], endpointCounts: () => [] }), /meshlet_retries_total\{target="static",reason="refused-stream"\} [1-9]/);
+  t.match(kit.proxy.metrics.render({ upstreamConnections: () => [], endpointCounts: () => [] }), /meshlet_retries_total\{target="static",reason="refused-stream"\} [1-9]/);
 });
 
 t.test('another upstream session is opened when an endpoint reaches its max-concurrent-streams', async (t) => {
-  const server = http2.createServer({ settings: { maxConcurrentStreams: 2 } });
-  const open = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => open.add(s));
   const pending: http2.ServerHttp2Stream[] = [];
-  server.on('stream', (stream) => {
-    pending.push(stream);
-    if (pending.length === 6) for (const s of pending) s.respond({ ':status': 200 }, { endStream: true });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const { proxy, target } = await startTestProxy(new TestSource([address]));
-  const session = http2.connect(`http://${target}`);
-  t.teardown(async () => {
-    session.close();
-    await proxy.close();
-    server.close();
-  });
+  const limited = await startH2Endpoint(
+    (stream) => {
+      pending.push(stream);
+      if (pending.length === 6) for (const s of pending) s.respond({ ':status': 200 }, { endStream: true });
+    },
+    { settings: { maxConcurrentStreams: 2 } },
+  );
+  const open = new Set<http2.ServerHttp2Session>();
+  limited.server.on('session', (s) => open.add(s));
+  const session = (await startH2Proxy(t, [limited])).session();
   const statuses = await Promise.all(
     Array.from({ length: 6 }, async () => {
       const req = session.request({ ':path': '/slow' });

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 /** A TCP echo server, optionally speaking first (like MySQL or SMTP). */
 async function startEchoServer(greeting?: string): Promise<{ server: net.Server; port: number }> {
@@ -58,7 +59,7 @@ t.test('a server-speaks-first protocol works: a silent client is treated as opaq
 });
 
 t.test('standalone without --opaque-to: opaque connections are closed, with one warning', async (t) => {
-  const { log, captured } = captureLogger('warn');
+  const { log, lines } = captureLogs('warn');
   const { proxy } = await startTestProxy(new TestSource(['127.0.0.1:1']), {}, log);
   t.teardown(() => proxy.close());
   for (let i = 0; i < 3; i++) {
@@ -67,7 +68,7 @@ t.test('standalone without --opaque-to: opaque connections are closed, with one 
     client.write('\x16\x03\x01 not http at all');
     await once(client, 'close');
   }
-  const warnings = captured.lines.filter((l) => String(l.msg).includes('standalone mode has no original destination'));
+  const warnings = lines.filter((l) => String(l.msg).includes('standalone mode has no original destination'));
   t.equal(warnings.length, 1, 'said once');
   t.match(proxy.metrics.render({ upstreamConnections: () => [], endpointCounts: () => [] }), /meshlet_passthrough_total\{protocol="opaque",reason="no-destination"\} 3/);
 });
@@ -78,7 +79,7 @@ t.test('in-Pod mode: opaque traffic goes to its original destination', async (t)
   const { parseProxyConfig } = await import('../../../sidecar/config.js');
   const config = parseProxyConfig({ admin: '127.0.0.1:0', 'debug-admin': 'off', 'detect-timeout-ms': '200', 'token-file': '/nonexistent/token' }, () => false);
   config.listen = { host: '127.0.0.1', port: 0 };
-  const proxy = await startProxy(config, { source: new TestSource([]), log: captureLogger().log, readOriginalDst: () => ({ host: '127.0.0.1', port: echo.port }) });
+  const proxy = await startProxy(config, { source: new TestSource([]), log: captureLogs('warn').log, readOriginalDst: () => ({ host: '127.0.0.1', port: echo.port }) });
   const client = net.connect(proxy.address.port, '127.0.0.1');
   t.teardown(async () => {
     client.destroy();
