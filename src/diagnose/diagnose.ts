@@ -1,4 +1,5 @@
 import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
+import { ENV, PROXY_CONTAINER_NAME } from '../common/contract.js';
 import { formatHostPort } from '../common/values.js';
 import type { ClusterReader, ResourceAccess } from './cluster.js';
 import { classifyPod, hasSidecar, type PodMeshState } from './pods.js';
@@ -55,6 +56,12 @@ export interface DiscoveryAccess {
   missing: string[];
   /** Rules missing to resolve ClusterIPs of other namespaces ("list services cluster-wide"). */
   missingClusterWide: string[];
+  /**
+   * Every meshed Pod of this account gets its endpoints from `meshlet discovery` (its proxy has
+   * MESHLET_DISCOVERY_SERVER): the rules matter only for the fallback to direct watches while the
+   * shared watcher is unreachable.
+   */
+  sharedWatcher: boolean;
   fixes: string[];
 }
 
@@ -130,11 +137,13 @@ function describeRule(access: ResourceAccess): string {
  * ClusterIPs of other namespaces)? Missing rules come with the kubectl command that grants them.
  */
 async function checkDiscoveryAccess(reader: ClusterReader, serviceNamespace: string, meshedPods: readonly V1Pod[]): Promise<DiscoveryAccess[]> {
-  const accounts = new Map<string, { namespace: string; name: string }>();
+  const accounts = new Map<string, { namespace: string; name: string; sharedWatcher: boolean }>();
   for (const pod of meshedPods) {
     const namespace = pod.metadata?.namespace ?? serviceNamespace;
     const name = pod.spec?.serviceAccountName ?? 'default';
-    accounts.set(`${namespace}/${name}`, { namespace, name });
+    const key = `${namespace}/${name}`;
+    const sharedWatcher = usesSharedWatcher(pod) && (accounts.get(key)?.sharedWatcher ?? true);
+    accounts.set(key, { namespace, name, sharedWatcher });
   }
   const needed: ResourceAccess[] = WATCH_VERBS.flatMap((verb) => [
     { verb, group: '', resource: 'services', namespace: serviceNamespace },
@@ -152,9 +161,15 @@ async function checkDiscoveryAccess(reader: ClusterReader, serviceNamespace: str
       ...(missing.length > 0 ? [`kubectl create rolebinding meshlet-proxy-discovery-${account.namespace} --clusterrole=meshlet-proxy-discovery --group=${group} -n ${serviceNamespace}`] : []),
       ...(missingClusterWide.length > 0 ? [`kubectl create clusterrolebinding meshlet-proxy-service-index-${account.namespace} --clusterrole=meshlet-proxy-service-index --group=${group}`] : []),
     ];
-    results.push({ namespace: account.namespace, serviceAccount: account.name, checked, missing, missingClusterWide, fixes });
+    results.push({ namespace: account.namespace, serviceAccount: account.name, checked, missing, missingClusterWide, sharedWatcher: account.sharedWatcher, fixes });
   }
   return results;
+}
+
+/** Whether the Pod's proxy container is told to use the shared watcher. */
+function usesSharedWatcher(pod: V1Pod): boolean {
+  const proxy = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === PROXY_CONTAINER_NAME);
+  return proxy?.env?.some((e) => e.name === ENV.discoveryServer && (e.value ?? '') !== '') ?? false;
 }
 
 /** With no requests seen, says why: nobody meshed, no sidecar readable, or no calls in the window. */

@@ -38,8 +38,14 @@ export function formatDiagnosis(d: Diagnosis): string {
       lines.push(`  ? could not check what the ${who} may read: diagnose needs create on subjectaccessreviews.authorization.k8s.io`);
       continue;
     }
-    if (access.missing.length > 0) lines.push(`  ! ${who} may not ${access.missing.join(', ')}: their requests to ${s.name} pass through unbalanced`);
-    if (access.missingClusterWide.length > 0) lines.push(`  note: ${who} may not ${access.missingClusterWide.join(', ')}: a ClusterIP of another namespace passes through unbalanced (calls by name are not affected)`);
+    if (access.sharedWatcher) {
+      // Their endpoints come from meshlet discovery; these rules only serve the fallback to direct watches.
+      const missing = [...access.missing, ...access.missingClusterWide];
+      if (missing.length > 0) lines.push(`  note: ${who} get endpoints from meshlet discovery; they may not ${missing.join(', ')}, which only matters while the shared watcher is unreachable (their fallback watches the API directly)`);
+    } else {
+      if (access.missing.length > 0) lines.push(`  ! ${who} may not ${access.missing.join(', ')}: their requests to ${s.name} pass through unbalanced`);
+      if (access.missingClusterWide.length > 0) lines.push(`  note: ${who} may not ${access.missingClusterWide.join(', ')}: a ClusterIP of another namespace passes through unbalanced (calls by name are not affected)`);
+    }
     for (const fix of access.fixes) lines.push(`    fix: ${fix}`);
   }
   lines.push('');

@@ -9,10 +9,15 @@ import { endpointSliceObject, KubeApiServer, serviceObject, type KubeObject } fr
 import { diagnoseRole, isAllowed, requestAttributes } from './rbac.js';
 
 /** A meshed caller Pod (sidecar injected), not running, so diagnose only reads the API about it. */
-function meshedPod(namespace: string, name: string, serviceAccountName: string): KubeObject {
+function meshedPod(namespace: string, name: string, serviceAccountName: string, discoveryServer?: string): KubeObject {
+  const proxyEnv = discoveryServer === undefined ? [] : [{ name: 'MESHLET_DISCOVERY_SERVER', value: discoveryServer }];
   return {
     metadata: { name, namespace, annotations: { 'meshlet.dev/status': 'injected' } },
-    spec: { serviceAccountName, containers: [{ name: 'app', image: 'example/app:1.0' }] },
+    spec: {
+      serviceAccountName,
+      initContainers: [{ name: 'meshlet-proxy', image: 'ghcr.io/meshlet/meshlet:0.1.0', restartPolicy: 'Always', env: proxyEnv }],
+      containers: [{ name: 'app', image: 'example/app:1.0' }],
+    },
     status: { phase: 'Pending' },
   };
 }
@@ -76,4 +81,25 @@ t.test('when diagnose may not ask, it says so instead of guessing', async (t) =>
   const { report, access } = await diagnose(t, api);
   t.ok(access.every((a) => !a.checked && a.missing.length === 0));
   t.match(report, /\? could not check what the sidecars in demo \(service account default\) may read: diagnose needs create on subjectaccessreviews/);
+});
+
+t.test('callers on the shared watcher need no RBAC of their own: missing rules are a note about the fallback, not a failure', async (t) => {
+  const api = await cluster(t);
+  api.upsert('pods', meshedPod('tools', 'cli-0', 'cli', 'meshlet-discovery.meshlet-system.svc:15010'));
+  api.forbid({ plural: 'endpointslices', namespace: 'demo', verb: 'watch' });
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-diagnose-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const diagnosis = await diagnoseService(connectCluster(await api.writeKubeconfig(dir)), { namespace: 'demo', service: 'web', clientNamespaces: ['demo', 'tools'], windowMs: 0, scrapeTimeoutMs: 1000 });
+  const report = formatDiagnosis(diagnosis);
+  t.same(
+    diagnosis.discoveryAccess.map((a) => [a.namespace, a.sharedWatcher]),
+    [
+      ['demo', false],
+      ['tools', true],
+    ],
+    'the account whose proxies name a discovery server is on the shared watcher',
+  );
+  t.match(report, /! sidecars in demo \(service account default\) may not watch endpointslices/, 'direct watchers still get the failure');
+  t.match(report, /note: sidecars in tools \(service account cli\) get endpoints from meshlet discovery; they may not watch endpointslices\.discovery\.k8s\.io in namespace demo, which only matters while the shared watcher is unreachable/);
+  t.notMatch(report, /! sidecars in tools/, 'no failure is reported for them');
 });
