@@ -1,9 +1,9 @@
-import { isIP } from 'node:net';
 import type { V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { Logger } from '../../src/common/logger.js';
-import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority, type ServiceName } from '../route/authority.js';
+import type { ServiceName } from '../route/authority.js';
 import { clusterIpsOf, pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../route/service-port.js';
 import { endpointsForServicePort } from './endpoint-slices.js';
+import { resolveHint, type HintLookups } from './hint.js';
 import { KubeClient, type KubeEndpoint } from './kube-client.js';
 import { ResourceWatch, type WatchTuning } from './resource-watch.js';
 import { SERVICE_NAME_LABEL, slimService } from './slim.js';
@@ -108,6 +108,10 @@ export class KubernetesSource implements EndpointSource {
   /** Pod IPs already reported as owned by several Services (said once each, bounded). */
   private readonly ambiguousPodIps = new Set<string>();
   private closed = false;
+  private readonly lookups: HintLookups = {
+    byService: (named, port) => this.resolveService(named, port),
+    byAddress: (ip, port) => this.resolveAddress(ip, port),
+  };
 
   constructor(
     endpoint: KubeEndpoint,
@@ -136,15 +140,7 @@ export class KubernetesSource implements EndpointSource {
 
   async resolve(hint: TargetHint): Promise<Target | undefined> {
     if (this.closed) return undefined;
-    const authority = hint.authority === undefined ? undefined : splitAuthority(hint.authority);
-    if (authority) {
-      const port = authority.port ?? hint.originalDst?.port;
-      const named = parseServiceHost(authority.host, this.options.namespace, this.options.clusterDomain);
-      const target = named ? await this.resolveService(named, port) : isIP(authority.host) ? await this.resolveAddress(authority.host, port ?? DEFAULT_HTTP_PORT) : undefined;
-      if (target) return target;
-    }
-    if (hint.originalDst) return this.resolveAddress(hint.originalDst.host, hint.originalDst.port);
-    return undefined;
+    return resolveHint(hint, this.options, this.lookups);
   }
 
   async close(): Promise<void> {

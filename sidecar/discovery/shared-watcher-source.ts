@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Backoff } from '../../src/common/backoff.js';
 import type { Logger } from '../../src/common/logger.js';
 import type { HostPort } from '../../src/common/values.js';
-import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority } from '../route/authority.js';
 import { pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../route/service-port.js';
 import { EndpointSet } from './endpoint-set.js';
 import { endpointsForServicePort } from './endpoint-slices.js';
+import { resolveHint, type HintLookups } from './hint.js';
 import { PING_INTERVAL_MS, type ClientCommand, type ServerMessage } from './shared-protocol.js';
 import { SharedWatcherStream } from './shared-watcher-stream.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';
@@ -100,6 +99,10 @@ export class SharedWatcherSource implements EndpointSource {
   private isFailing = false;
   private serverSynced = false;
   private closed = false;
+  private readonly lookups: HintLookups = {
+    byService: (named, port) => this.resolveService(`${named.namespace}/${named.name}`, port),
+    byAddress: (ip, port) => this.resolveAddress(ip, port),
+  };
 
   constructor(
     private readonly options: SharedWatcherSourceOptions,
@@ -120,19 +123,7 @@ export class SharedWatcherSource implements EndpointSource {
   async resolve(hint: TargetHint): Promise<Target | undefined> {
     if (this.closed) return undefined;
     if (this.fallback) return this.resolveThroughFallback(this.fallback, hint);
-    const authority = hint.authority === undefined ? undefined : splitAuthority(hint.authority);
-    if (authority) {
-      const port = authority.port ?? hint.originalDst?.port;
-      const named = parseServiceHost(authority.host, this.options.namespace, this.options.clusterDomain);
-      const target = named
-        ? await this.resolveService(`${named.namespace}/${named.name}`, port)
-        : isIP(authority.host)
-          ? await this.resolveAddress(authority.host, port ?? DEFAULT_HTTP_PORT)
-          : undefined;
-      if (target) return target;
-    }
-    if (hint.originalDst) return this.resolveAddress(hint.originalDst.host, hint.originalDst.port);
-    return undefined;
+    return resolveHint(hint, this.options, this.lookups);
   }
 
   async close(): Promise<void> {
