@@ -458,13 +458,11 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       conn.credit(flowBytes);
       return;
     }
-    if (ex.replay === null) {
-      ex.req.push(payload, flowBytes, endStream, false);
-      return;
-    }
-    // The copy kept for a retry is also what the leg queues (a request picked during this read waits).
-    const kept = keepForReplay(ex, payload);
-    ex.req.push(kept, flowBytes, endStream, kept !== payload);
+    // The chunk kept for a retry is also what the leg holds, if it must wait (a request picked
+    // during this read goes upstream at its end).
+    const kept = ex.replay === null ? undefined : keepForReplay(ex, payload);
+    if (kept === undefined) ex.req.push(payload, flowBytes, endStream, false);
+    else ex.req.push(kept, flowBytes, endStream, true);
   }
 
   reset(conn: AppConnection, streamId: number): void {

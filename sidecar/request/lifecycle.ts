@@ -7,6 +7,7 @@ import type { ConnectionContext } from '../accept/connection-context.js';
 import type { RouteResult } from '../route/target-registry.js';
 import type { RelayDeps } from '../protocols/handler.js';
 import { FAILURES, FAILURE, type FailureKind, type FailureRule } from './failures.js';
+import { NO_REPLAY_CHUNKS, type Replayable } from './replay.js';
 
 /** The `reason` label of meshlet_retries_total: why a request went to a second endpoint. */
 export const RETRY_REASON = {
@@ -26,7 +27,7 @@ export type RetryReason = (typeof RETRY_REASON)[keyof typeof RETRY_REASON];
  * whether the app still waits, how an attempt is abandoned. Nothing here allocates per request
  * beyond the object itself.
  */
-export abstract class RequestLifecycle {
+export abstract class RequestLifecycle implements Replayable {
   balancer: TargetBalancer | undefined = undefined;
   /** The current attempt's endpoint, until the attempt is settled. */
   stats: EndpointStats | undefined = undefined;
@@ -38,8 +39,9 @@ export abstract class RequestLifecycle {
   status = 0;
   grpcStatus = '';
   /** Body chunks received so far, while a retry is still possible (null once not). */
-  replay: Buffer[] | null = [];
+  replay: Buffer[] | null = NO_REPLAY_CHUNKS;
   replayBytes = 0;
+  replayCharge = 0;
   retried = false;
   /** PROTOCOL_INDEX of `protocol`, for the per-endpoint request counter. */
   private readonly protocolIndex: number;
