@@ -38,8 +38,6 @@ export interface FailureRule {
   readonly resetCode: number;
 }
 
-const GRPC_INTERNAL = '13';
-
 /** One row per FAILURE kind, in its order: status, grpc-status, reset code and metric reason. */
 export const FAILURES: readonly FailureRule[] = [
   { kind: FAILURE.unknownTarget, reason: 'unknown-target', httpStatus: 502, grpcStatus: GRPC_STATUS.UNAVAILABLE, resetCode: ERROR_CODE.INTERNAL_ERROR },
@@ -50,5 +48,5 @@ export const FAILURES: readonly FailureRule[] = [
   { kind: FAILURE.upstreamMalformed, reason: 'upstream-malformed', httpStatus: 502, grpcStatus: GRPC_STATUS.UNAVAILABLE, resetCode: ERROR_CODE.INTERNAL_ERROR },
   // RFC 9113 8.7: CANCEL says the stream is no longer needed, which is what a deadline means.
   { kind: FAILURE.deadline, reason: 'deadline', httpStatus: 504, grpcStatus: GRPC_STATUS.DEADLINE_EXCEEDED, resetCode: ERROR_CODE.CANCEL },
-  { kind: FAILURE.internal, reason: 'internal', httpStatus: 502, grpcStatus: GRPC_INTERNAL, resetCode: ERROR_CODE.INTERNAL_ERROR },
+  { kind: FAILURE.internal, reason: 'internal', httpStatus: 502, grpcStatus: GRPC_STATUS.INTERNAL, resetCode: ERROR_CODE.INTERNAL_ERROR },
 ];
