@@ -225,3 +225,25 @@ t.test('an Upgrade to a target meshlet does not know passes through to the origi
   t.match(metrics, /meshlet_passthrough_total\{protocol="http1",reason="unknown-target"\} 1\n/, 'counted as passed through, like a plain request');
   t.notMatch(metrics, /meshlet_proxy_errors_total\{/, 'not a failure');
 });
+
+t.test('an HTTP/1.1 endpoint whose response breaks the framing: 502, counted as upstream-malformed', async (t) => {
+  const endpoint = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'));
+  });
+  endpoint.listen(0, '127.0.0.1');
+  await once(endpoint, 'listening');
+  const { port } = endpoint.address() as AddressInfo;
+  const { proxy } = await startTestProxy(new TestSource([`127.0.0.1:${port}`]));
+  t.teardown(async () => {
+    await proxy.close();
+    await new Promise((resolve) => endpoint.close(resolve));
+  });
+  const answer = await askHttp1(proxy.address.port, 'shop.example');
+  const rule = FAILURES[FAILURE.upstreamMalformed]!;
+  t.equal(answer.code, 502);
+  t.equal(rule.httpStatus, 502);
+  t.match(answer.message, /malformed response/, 'the answer says the endpoint sent a malformed response');
+  t.equal(proxyErrors(proxy, 'static', 'upstream-malformed'), 1);
+  t.equal(proxyErrors(proxy, 'static', 'upstream-reset'), 0, 'not mistaken for a reset');
+});
