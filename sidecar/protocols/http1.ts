@@ -1,9 +1,7 @@
-import net, { type Socket } from 'node:net';
-import { NoEndpointsError } from '../../src/common/errors.js';
-import { PROTOCOL_INDEX } from '../admin/metrics.js';
+import type { Socket } from 'node:net';
 import type { EndpointStats } from '../balance/endpoint-stats.js';
+import type { PickResult } from '../balance/policy.js';
 import { OUTCOME, type Outcome, type TargetBalancer } from '../balance/target-balancer.js';
-import type { RouteResult } from '../route/target-registry.js';
 import { H1AppConnection, hasRequestBody, type H1AppExchange, type H1RequestHandler } from '../wire/h1/app-connection.js';
 import { FRAMING, type H1Head } from '../wire/h1/parser.js';
 import {
@@ -20,8 +18,12 @@ import {
 import type { H1UpstreamConnection, UpstreamUser } from '../wire/h1/upstream-connection.js';
 import type { ConnectionContext } from '../accept/connection-context.js';
 import { isEndpointFailure } from '../request/grpc-status.js';
+import { FAILURE, type FailureRule } from '../request/failures.js';
+import { RETRY_REASON, RequestLifecycle } from '../request/lifecycle.js';
+import { keepForReplay } from '../request/replay.js';
+import { openPipe, type PipeEvents } from '../wire/pipe.js';
+import type { UpstreamConnectError } from '../upstream/connect-error.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
-import { MAX_REPLAY_BYTES } from '../request/replay.js';
 
 /**
  * A request head (request line and headers) must be complete this long after its first byte, or it
@@ -41,11 +43,6 @@ export const DEFAULT_HTTP1_IDLE_TIMEOUT_MS = 65_000;
 const MIN_SWEEP_INTERVAL_MS = 25;
 /** ...and at least this often. */
 const MAX_SWEEP_INTERVAL_MS = 1_000;
-/**
- * Body chunks kept for a retry, at most (with at most MAX_REPLAY_BYTES): copies, so a kept chunk
- * never holds on to the whole read it came in.
- */
-const MAX_REPLAY_CHUNKS = 64;
 /** RFC 9112 §3.2.2 absolute-form with the http scheme; the authority ends at the path, query or end. */
 const ABSOLUTE_FORM = /^http:\/\/([^/?#]*)([/?][^#]*)?$/i;
 /** host[:port] of RFC 3986 §3.2.2: a reg-name, IPv4 address or [IPv6] literal, and an optional port. */
@@ -55,6 +52,8 @@ const SLASH = 0x2f;
 const CRLF = '\r\n';
 /** A response body up to this size that arrives with its head is copied behind it and written once. */
 const MAX_JOINED_BODY_BYTES = 16 * 1024;
+/** Set by the upstream connection on a response it could not parse (RFC 9112 framing broken). */
+const MALFORMED_RESPONSE_CODE = 'MESHLET_MALFORMED_RESPONSE';
 
 export interface Http1Options {
   headerTimeoutMs: number;
@@ -66,24 +65,12 @@ const OUT = { none: 0, asIs: 1, chunked: 2, untilClose: 3 } as const;
 type Out = (typeof OUT)[keyof typeof OUT];
 
 /**
- * One app request while it is relayed: route -> pick -> acquire a pooled upstream connection ->
- * send -> settle | retry (only a request the endpoint never processed, once, within the retry
- * budget) | fail. The request body streams through as it arrives; what is needed for a retry is
- * kept until the endpoint answers.
+ * One app request while it is relayed, on the request lifecycle: a pooled upstream connection is
+ * acquired for each attempt, the request body streams through as it arrives, and what is needed
+ * for a retry is kept until the endpoint answers.
  */
-class H1Exchange implements H1AppExchange, UpstreamUser {
-  balancer: TargetBalancer | undefined = undefined;
-  stats: EndpointStats | undefined = undefined;
+class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser {
   conn: H1UpstreamConnection | undefined = undefined;
-  readonly startedAt = performance.now();
-  /** When this attempt went out on a connected socket: the balancer's latency sample starts here. */
-  sentAt = 0;
-  respondedAt = 0;
-  status = 0;
-  /** Body chunks so far, while a retry is still possible (null once not). */
-  replay: Buffer[] | null;
-  replayBytes = 0;
-  retried = false;
   reqEnded = false;
   reqTrailers: string[] | undefined = undefined;
   /** The response head went to the app: from here on a failure can only cut the connection. */
@@ -108,23 +95,123 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     /** Host sent upstream in place of the app's, for absolute-form; else undefined. */
     readonly host: string | undefined,
   ) {
+    super(relay.deps, 'http1');
     this.chunkedUp = head.framing === FRAMING.chunked;
-    this.replay = hasRequestBody(head) ? [] : null;
+  }
+
+  // ------------------------------------------------ lifecycle hooks
+
+  isLive(): boolean {
+    return !this.done;
+  }
+
+  protected get authorityName(): string {
+    return 'host';
+  }
+
+  protected override waitForRoute(): void {
+    this.app.pauseInput();
+  }
+
+  protected acquire(stats: EndpointStats): void {
+    const acquired = stats.upstream.h1.acquire();
+    if (acquired instanceof Promise) {
+      this.app.pauseInput();
+      acquired
+        .then(
+          (conn) => this.send(stats, conn),
+          (err: Error) => this.connectFailed(stats, err),
+        )
+        .catch((err: unknown) => this.internalError(err));
+    } else {
+      this.send(stats, acquired);
+    }
+  }
+
+  /** The head, then whatever body is kept, then the rest of the body as it arrives. */
+  private send(stats: EndpointStats, conn: H1UpstreamConnection): void {
+    if (this.done) {
+      conn.finish(true);
+      return;
+    }
+    this.conn = conn;
+    this.markSent(stats);
+    conn.begin(this, this.head.method);
+    const socket = conn.socket;
+    const app = this.app;
+    // Corked until the read being parsed (or the left-over input fed below) is done: the head and
+    // the body that came with it go out in one write, and a body found malformed in that read
+    // destroys the connection before any of it left.
+    const isOwnCork = app.corked === undefined;
+    if (isOwnCork) {
+      socket.cork();
+      app.corked = socket;
+    }
+    socket.write(serializeRequestHead(this.head, this.path, this.host, this.chunkedUp), 'latin1');
+    const replay = this.retried ? this.replay : null;
+    if (replay !== null) for (const chunk of replay) writeBody(socket, chunk, this.chunkedUp);
+    if (this.reqEnded && this.chunkedUp && this.retried) socket.write(serializeLastChunk(this.reqTrailers), 'latin1');
+    if (!this.reqEnded) app.resumeInput();
+    if (isOwnCork) app.uncorkUnlessParsing();
+  }
+
+  protected abandonAttempt(): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.destroy();
+  }
+
+  protected destroyConnection(): void {
+    this.app.socket.destroy();
+  }
+
+  protected render(rule: FailureRule, message: string): void {
+    this.answer(rule.httpStatus, message);
+  }
+
+  /** Ends the request with a reply of the proxy's own (or cuts the connection if a response began). */
+  answer(status: number, message: string): void {
+    this.done = true;
+    const app = this.app;
+    if (this.headSent || app.isClosed) {
+      app.socket.destroy();
+      return;
+    }
+    if (!this.reqEnded && hasRequestBody(this.head)) {
+      // The rest of the body is not wanted, and may never come: answer, then close.
+      app.replyAndClose(status, message);
+      return;
+    }
+    const relay = this.relay;
+    const keepAlive = !app.closeAfterResponse && !relay.closing;
+    if (!keepAlive) app.closeAfterResponse = true;
+    app.socket.write(serializeReply(status, message, keepAlive ? relay.keepAliveLines : CLOSE_LINES));
+    // A bodiless request's end is reported just after its head: the next request waits for it.
+    if (this.reqEnded) app.exchangeDone();
+    else app.resumeInput();
+  }
+
+  /** The upstream connection failed or closed before the response was complete. */
+  upstreamFailed(reason: string, code: string | undefined, deadPooled: boolean): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.destroy();
+    const stats = this.stats;
+    this.settle(OUTCOME.failure);
+    if (deadPooled && stats !== undefined && !this.headSent) {
+      // A kept-alive connection the endpoint had closed: the request never reached it.
+      this.app.pauseInput();
+      if (this.retry(stats, RETRY_REASON.deadConnection)) return;
+    }
+    this.deps.log.debug({ endpoint: stats?.key, reason, code }, 'HTTP/1 upstream failed');
+    this.fail(code === MALFORMED_RESPONSE_CODE ? FAILURE.upstreamMalformed : FAILURE.upstreamReset, `meshlet: endpoint ${stats?.key ?? '?'} failed: ${reason}`);
   }
 
   // ------------------------------------------------ app side
 
   onRequestBody(data: Buffer): void {
     if (this.done) return;
-    const replay = this.replay;
-    if (replay !== null) {
-      if (this.replayBytes + data.length <= MAX_REPLAY_BYTES && replay.length < MAX_REPLAY_CHUNKS) {
-        replay.push(Buffer.from(data));
-        this.replayBytes += data.length;
-      } else {
-        this.replay = null;
-      }
-    }
+    keepForReplay(this, data);
     const conn = this.conn;
     if (conn === undefined) return;
     if (this.chunkedUp) {
@@ -162,7 +249,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     const conn = this.conn;
     this.conn = undefined;
     conn?.destroy();
-    this.relay.settle(this, OUTCOME.cancelled);
+    this.settle(OUTCOME.cancelled);
     this.done = true;
     if (this.headSent) this.app.socket.destroy();
     else this.app.replyAndClose(400, 'meshlet: malformed HTTP/1.1 request body (chunk framing)');
@@ -179,7 +266,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     const conn = this.conn;
     this.conn = undefined;
     conn?.destroy();
-    this.relay.settle(this, OUTCOME.cancelled);
+    this.settle(OUTCOME.cancelled);
   }
 
   // ------------------------------------------------ upstream side
@@ -211,7 +298,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
     const app = this.app;
     if (head.status < 200) {
       if (head.status === 101) {
-        this.relay.upstreamFailed(this, 'a 101 Switching Protocols answer to a request that asked for no upgrade', undefined);
+        this.upstreamFailed('a 101 Switching Protocols answer to a request that asked for no upgrade', MALFORMED_RESPONSE_CODE, false);
         return;
       }
       // 100 Continue and other interim answers pass through; the endpoint has seen the request.
@@ -285,7 +372,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
       if (this.downStage.length > 0) writeStaged(app.socket, this.downStage);
       app.socket.write(serializeLastChunk(trailers), 'latin1');
     }
-    this.relay.settle(this, isEndpointFailure(this.status, '') ? OUTCOME.failure : OUTCOME.success);
+    this.settle(isEndpointFailure(this.status, '') ? OUTCOME.failure : OUTCOME.success);
     const conn = this.conn!;
     this.conn = undefined;
     // A connection whose request was not sent in full cannot carry another one.
@@ -302,7 +389,7 @@ class H1Exchange implements H1AppExchange, UpstreamUser {
   onUpstreamFailed(conn: H1UpstreamConnection, reason: string, code: string | undefined): void {
     if (this.conn !== conn || this.done) return;
     this.conn = undefined;
-    this.relay.upstreamFailed(this, reason, code, conn.reused && !conn.responded);
+    this.upstreamFailed(reason, code, conn.reused && !conn.responded);
   }
 }
 
@@ -414,170 +501,19 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
     }
     const ex = new H1Exchange(this, app, head, path, host);
     app.exchange = ex;
-    const route = this.deps.registry.route(app.ctx, authority);
-    if (route instanceof Promise) {
-      app.pauseInput();
-      route.then(
-        (resolved) => this.begin(ex, resolved, authority),
-        (err) => this.routeFailed(err, authority, (status, message) => this.fail(ex, status, message)),
-      );
-    } else {
-      this.begin(ex, route, authority);
-    }
-  }
-
-  /** Route lookup threw (a bug, not an unknown target): the request is answered 502, never left hanging. */
-  private routeFailed(err: unknown, authority: string | undefined, reply: (status: number, message: string) => void): void {
-    this.deps.log.error({ err, authority }, 'route lookup failed');
-    this.deps.metrics.proxyError('unknown', 'route-failed');
-    reply(502, `meshlet: route lookup for host "${authority ?? ''}" failed: ${(err as Error)?.message ?? String(err)}`);
-  }
-
-  private begin(ex: H1Exchange, balancer: RouteResult, authority: string | undefined): void {
-    if (ex.done) return;
-    if (balancer === null) {
-      this.deps.metrics.proxyError('unknown', 'unknown-target');
-      this.fail(ex, 502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
-      return;
-    }
-    if (balancer.isPassthrough) this.deps.metrics.passthrough('http1', 'unknown-target');
-    ex.balancer = balancer;
-    const pick = balancer.pick(ex.startedAt);
-    if (pick.kind === 'unavailable') {
-      this.deps.metrics.proxyError(balancer.id, 'no-endpoints');
-      this.fail(ex, 503, new NoEndpointsError(balancer.id, pick.reason).message);
-      return;
-    }
-    this.dispatch(ex, pick.endpoint);
-  }
-
-  private dispatch(ex: H1Exchange, stats: EndpointStats): void {
-    ex.stats = stats;
-    ex.sentAt = performance.now();
-    stats.metrics.request(PROTOCOL_INDEX.http1);
-    const acquired = stats.upstream.h1.acquire();
-    if (acquired instanceof Promise) {
-      ex.app.pauseInput();
-      acquired.then(
-        (conn) => this.send(ex, conn),
-        (err: Error) => this.connectFailed(ex, stats, err),
-      );
-    } else {
-      this.send(ex, acquired);
-    }
-  }
-
-  /** The head, then whatever body is kept, then the rest of the body as it arrives. */
-  private send(ex: H1Exchange, conn: H1UpstreamConnection): void {
-    if (ex.done) {
-      conn.finish(true);
-      return;
-    }
-    ex.conn = conn;
-    ex.sentAt = performance.now();
-    conn.begin(ex, ex.head.method);
-    const socket = conn.socket;
-    const app = ex.app;
-    // Corked until the read being parsed (or the left-over input fed below) is done: the head and
-    // the body that came with it go out in one write, and a body found malformed in that read
-    // destroys the connection before any of it left.
-    const isOwnCork = app.corked === undefined;
-    if (isOwnCork) {
-      socket.cork();
-      app.corked = socket;
-    }
-    socket.write(serializeRequestHead(ex.head, ex.path, ex.host, ex.chunkedUp), 'latin1');
-    const replay = ex.retried ? ex.replay : null;
-    if (replay !== null) for (const chunk of replay) writeBody(socket, chunk, ex.chunkedUp);
-    if (ex.reqEnded && ex.chunkedUp && ex.retried) socket.write(serializeLastChunk(ex.reqTrailers), 'latin1');
-    if (!ex.reqEnded) app.resumeInput();
-    if (isOwnCork) app.uncorkUnlessParsing();
-  }
-
-  settle(ex: H1Exchange, outcome: Outcome): void {
-    const stats = ex.stats;
-    if (stats === undefined) return;
-    ex.stats = undefined;
-    const now = performance.now();
-    if (ex.respondedAt > 0) stats.metrics.response(ex.status, '', (now - ex.startedAt) / 1000);
-    ex.balancer!.finish(stats, (ex.respondedAt > 0 ? ex.respondedAt : now) - ex.sentAt, outcome, now);
-  }
-
-  private retry(ex: H1Exchange, failed: EndpointStats, reason: string): boolean {
-    if (ex.retried || ex.headSent || ex.done) return false;
-    // A body that outgrew the replay buffer (or got an interim answer) cannot be sent again.
-    if (hasRequestBody(ex.head) && ex.replay === null) return false;
-    const now = performance.now();
-    if (!ex.balancer!.retryBudget.tryWithdraw(now)) return false;
-    const pick = ex.balancer!.pickOther(failed, now);
-    if (pick.kind === 'unavailable') return false;
-    ex.retried = true;
-    this.deps.metrics.retry(ex.balancer!.id, reason);
-    this.dispatch(ex, pick.endpoint);
-    return true;
-  }
-
-  private connectFailed(ex: H1Exchange, stats: EndpointStats, err: Error): void {
-    if (ex.done) {
-      this.settle(ex, OUTCOME.cancelled);
-      return;
-    }
-    this.settle(ex, OUTCOME.connectFailure);
-    if (this.retry(ex, stats, 'connect-failure')) return;
-    this.deps.metrics.proxyError(ex.balancer!.id, 'connect-failure');
-    this.fail(ex, 502, `meshlet: endpoint ${stats.key} failed: ${err.message}`);
-  }
-
-  /** The upstream connection failed or closed before the response was complete. */
-  upstreamFailed(ex: H1Exchange, reason: string, code: string | undefined, deadPooled = false): void {
-    const conn = ex.conn;
-    ex.conn = undefined;
-    conn?.destroy();
-    const stats = ex.stats;
-    this.settle(ex, OUTCOME.failure);
-    if (deadPooled && stats !== undefined && !ex.headSent) {
-      // A kept-alive connection the endpoint had closed: the request never reached it.
-      ex.app.pauseInput();
-      if (this.retry(ex, stats, 'dead-connection')) return;
-    }
-    this.deps.metrics.proxyError(ex.balancer?.id ?? 'unknown', 'upstream-reset');
-    this.deps.log.debug({ endpoint: stats?.key, reason, code }, 'HTTP/1 upstream failed');
-    this.fail(ex, 502, `meshlet: endpoint ${stats?.key ?? '?'} failed: ${reason}`);
-  }
-
-  /** Ends a request with a reply of the proxy's own (or cuts the connection if a response began). */
-  private fail(ex: H1Exchange, status: number, message: string): void {
-    if (ex.done) return;
-    ex.done = true;
-    const app = ex.app;
-    if (ex.headSent || app.isClosed) {
-      app.socket.destroy();
-      return;
-    }
-    if (!ex.reqEnded && hasRequestBody(ex.head)) {
-      // The rest of the body is not wanted, and may never come: answer, then close.
-      app.replyAndClose(status, message);
-      return;
-    }
-    const keepAlive = !app.closeAfterResponse && !this.closing;
-    if (!keepAlive) app.closeAfterResponse = true;
-    app.socket.write(serializeReply(status, message, keepAlive ? this.keepAliveLines : CLOSE_LINES));
-    // A bodiless request's end is reported just after its head: the next request waits for it.
-    if (ex.reqEnded) app.exchangeDone();
-    else app.resumeInput();
+    ex.route(app.ctx, authority);
   }
 
   /** A request refused before an exchange began: answered, the connection kept when it can be. */
   private rejectRequest(app: H1AppConnection, head: H1Head, status: number, message: string): void {
     const ex = new H1Exchange(this, app, head, head.target, undefined);
     app.exchange = ex;
-    this.fail(ex, status, message);
+    ex.answer(status, message);
   }
 
   // ------------------------------------------------------------------ Upgrade: a byte pipe
 
   startUpgrade(app: H1AppConnection, head: H1Head, rest: Buffer): void {
-    const socket = app.socket;
     if (head.method === 'CONNECT') {
       app.replyAndClose(405, 'meshlet: CONNECT is not supported; allowed: requests in origin-form or absolute-form, and Upgrade');
       return;
@@ -591,72 +527,82 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
       }
       target = parsed;
     }
-    const authority = target?.authority ?? head.host;
-    socket.pause();
-    const route = this.deps.registry.route(app.ctx, authority);
-    if (route instanceof Promise) {
-      route.then(
-        (resolved) => this.pipeUpgrade(app, head, rest, resolved, authority, target),
-        (err) => this.routeFailed(err, authority, (status, message) => app.replyAndClose(status, message)),
-      );
-    } else {
-      this.pipeUpgrade(app, head, rest, route, authority, target);
-    }
+    app.socket.pause();
+    new UpgradeRequest(this.deps, app, head, rest, target).route(app.ctx, target?.authority ?? head.host);
+  }
+}
+
+/**
+ * An `Upgrade` request (WebSocket) on the request lifecycle: routed and picked like any request
+ * (the endpoint with the fewest open pipes), failures answered from the same table, then a two-way
+ * byte pipe (wire/pipe.ts) for as long as both sides keep it open. A pipe is never retried: the
+ * endpoint may have acted on the upgrade.
+ */
+class UpgradeRequest extends RequestLifecycle implements PipeEvents {
+  private upstream: Socket | undefined = undefined;
+  private answered = false;
+
+  constructor(
+    deps: RelayDeps,
+    readonly app: H1AppConnection,
+    readonly head: H1Head,
+    /** What the app sent after the head: it goes upstream right after it. */
+    readonly rest: Buffer,
+    readonly target: AbsoluteTarget | undefined,
+  ) {
+    super(deps, 'http1');
+    this.replay = null;
   }
 
-  private pipeUpgrade(app: H1AppConnection, head: H1Head, rest: Buffer, balancer: RouteResult, authority: string | undefined, target: AbsoluteTarget | undefined): void {
-    const socket = app.socket;
-    if (socket.destroyed) return;
-    if (balancer === null) {
-      this.deps.metrics.proxyError('unknown', 'unknown-target');
-      app.replyAndClose(502, `meshlet: no target known for host "${authority ?? ''}" and the connection has no original destination`);
-      return;
-    }
-    if (balancer.isPassthrough) this.deps.metrics.passthrough('http1', 'unknown-target');
-    const pick = balancer.pickFewestConnections(performance.now());
-    if (pick.kind === 'unavailable') {
-      this.deps.metrics.proxyError(balancer.id, 'no-endpoints');
-      app.replyAndClose(503, new NoEndpointsError(balancer.id, pick.reason).message);
-      return;
-    }
-    const stats = pick.endpoint;
-    stats.metrics.request(PROTOCOL_INDEX.http1);
-    const upstream = net.connect({ host: stats.endpoint.host, port: stats.endpoint.port, timeout: this.deps.connectTimeoutMs, noDelay: true });
-    let connected = false;
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      balancer.finishConnection(stats);
-    };
-    upstream.once('timeout', () => {
-      if (!connected) upstream.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`));
-    });
-    upstream.once('connect', () => {
-      connected = true;
-      upstream.setTimeout(0);
-      upstream.write(serializeUpgradeHead(head, target?.path ?? head.target, target?.authority), 'latin1');
-      if (rest.length > 0) upstream.write(rest);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-      socket.resume();
-    });
-    upstream.on('error', (err) => {
-      if (!connected) {
-        this.deps.metrics.proxyError(balancer.id, 'connect-failure');
-        app.replyAndClose(502, `meshlet: cannot connect to ${stats.key}: ${err.message}`);
-      } else {
-        socket.destroy();
-      }
-    });
-    upstream.once('close', () => {
-      finish();
-      if (!socket.destroyed) socket.end();
-    });
-    socket.once('close', () => {
-      finish();
-      upstream.destroy();
-    });
+  isLive(): boolean {
+    return !this.answered && !this.app.socket.destroyed;
+  }
+
+  protected get authorityName(): string {
+    return 'host';
+  }
+
+  protected override pickEndpoint(balancer: TargetBalancer, now: number): PickResult {
+    return balancer.pickFewestConnections(now);
+  }
+
+  protected acquire(stats: EndpointStats): void {
+    this.markSent(stats);
+    this.upstream = openPipe(this.app.socket, stats.endpoint, stats.key, this.deps.connectTimeoutMs, this);
+  }
+
+  onConnected(upstream: Socket): void {
+    upstream.write(serializeUpgradeHead(this.head, this.target?.path ?? this.head.target, this.target?.authority), 'latin1');
+    if (this.rest.length > 0) upstream.write(this.rest);
+  }
+
+  onConnectFailed(err: UpstreamConnectError): void {
+    if (this.stats !== undefined) this.connectFailed(this.stats, err);
+  }
+
+  onClosed(): void {
+    this.settle(OUTCOME.success);
+  }
+
+  /** A pipe counts as an open connection on its endpoint, not as a request in flight. */
+  override settle(_outcome: Outcome): void {
+    const stats = this.stats;
+    if (stats === undefined) return;
+    this.stats = undefined;
+    this.balancer!.finishConnection(stats);
+  }
+
+  protected render(rule: FailureRule, message: string): void {
+    this.answered = true;
+    this.app.replyAndClose(rule.httpStatus, message);
+  }
+
+  protected abandonAttempt(): void {
+    this.upstream?.destroy();
+  }
+
+  protected destroyConnection(): void {
+    this.app.socket.destroy();
   }
 }
 

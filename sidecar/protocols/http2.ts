@@ -1,15 +1,14 @@
 import type { Socket } from 'node:net';
-import { NoEndpointsError } from '../../src/common/errors.js';
-import { PROTOCOL_INDEX } from '../admin/metrics.js';
 import type { EndpointStats } from '../balance/endpoint-stats.js';
-import { OUTCOME, type Outcome, type TargetBalancer } from '../balance/target-balancer.js';
-import type { RouteResult } from '../route/target-registry.js';
+import { OUTCOME } from '../balance/target-balancer.js';
 import { H2Connection, H2ProtocolError, MAX_HEADER_LIST_BYTES, type StreamEvents } from '../wire/h2/connection.js';
 import { requestProblem, responseProblem, trailersProblem } from '../wire/h2/fields.js';
 import { ERROR_CODE, MAX_WINDOW_BYTES, errorCodeName } from '../wire/h2/frame.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES, type UpstreamConnection, type UpstreamLink } from '../upstream/h2-pool.js';
 import type { ConnectionContext } from '../accept/connection-context.js';
-import { GRPC_STATUS, encodeGrpcMessage, isEndpointFailure, parseGrpcTimeoutMs } from '../request/grpc-status.js';
+import { encodeGrpcMessage, isEndpointFailure, parseGrpcTimeoutMs } from '../request/grpc-status.js';
+import { FAILURE, type FailureRule } from '../request/failures.js';
+import { RETRY_REASON, RequestLifecycle } from '../request/lifecycle.js';
 import { H2Leg, type LegOwner } from '../wire/h2/leg.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
 import { keepForReplay } from '../request/replay.js';
@@ -30,11 +29,12 @@ type AppConnection = H2Connection<Exchange, ConnectionContext>;
 type Upstream = UpstreamConnection<Exchange>;
 
 /**
- * One app request while it is relayed: the client's stream on the app connection, the stream of
- * the current attempt on an upstream connection, and a leg per direction. Frames are relayed with
- * their stream ids remapped; no stream object exists on either side.
+ * One app request while it is relayed: the request lifecycle, plus the client's stream on the app
+ * connection, the stream of the current attempt on an upstream connection, and a leg per
+ * direction. Frames are relayed with their stream ids remapped; no stream object exists on either
+ * side.
  */
-class Exchange implements LegOwner {
+class Exchange extends RequestLifecycle implements LegOwner {
   /** App → endpoint: the request body and trailers. */
   readonly req: H2Leg;
   /** Endpoint → app: the response body and trailers. */
@@ -45,18 +45,6 @@ class Exchange implements LegOwner {
   upOpen = false;
   /** The app's stream is still open (in down.streams). */
   downOpen = true;
-  balancer: TargetBalancer | undefined = undefined;
-  stats: EndpointStats | undefined = undefined;
-  startedAt = 0;
-  /** When this attempt went out on an established upstream connection: latency samples start here. */
-  sentAt = 0;
-  respondedAt = 0;
-  status = 0;
-  grpcStatus = '';
-  /** Body chunks received so far, while a retry is still possible (null once not). */
-  replay: Buffer[] | null = [];
-  replayBytes = 0;
-  retried = false;
   /** The app gave up (reset, connection gone, deadline): the upstream call is being ended. */
   cancelled = false;
   deadline: NodeJS.Timeout | undefined = undefined;
@@ -70,6 +58,7 @@ class Exchange implements LegOwner {
     readonly neverIndexed: number[] | undefined,
     readonly isGrpc: boolean,
   ) {
+    super(relay.deps, isGrpc ? 'grpc' : 'http2');
     this.req = new H2Leg(this);
     this.req.from = down;
     this.req.fromId = downId;
@@ -78,8 +67,231 @@ class Exchange implements LegOwner {
   }
 
   legEnded(leg: H2Leg): void {
-    if (leg === this.req) this.relay.closeUpIfDone(this);
-    else this.relay.closeDownIfDone(this);
+    if (leg === this.req) this.closeUpIfDone();
+    else this.closeDownIfDone();
+  }
+
+  // ------------------------------------------------------------------ lifecycle hooks
+
+  isLive(): boolean {
+    return this.downOpen && !this.cancelled;
+  }
+
+  protected get authorityName(): string {
+    return 'authority';
+  }
+
+  /**
+   * Requests picked while their app connection's read is being handled go upstream once the whole
+   * read is handled, so one reset in the same read stops them before they reach an endpoint.
+   */
+  protected acquire(stats: EndpointStats): void {
+    if (this.down.isReading) this.relay.defer(this);
+    else this.acquireNow(stats);
+  }
+
+  acquireNow(stats: EndpointStats): void {
+    const acquired = stats.upstream.h2.acquire(this.relay.upstreamEvents);
+    if (acquired instanceof Promise) {
+      acquired
+        .then(
+          () => this.acquireNow(stats),
+          (err: Error) => this.connectFailed(stats, err),
+        )
+        .catch((err: unknown) => this.internalError(err));
+    } else {
+      this.start(stats, acquired);
+    }
+  }
+
+  /** Opens the attempt's stream on `up`: HEADERS, then whatever body arrived meanwhile. */
+  private start(stats: EndpointStats, up: Upstream): void {
+    if (this.cancelled || !this.downOpen) {
+      this.settle(OUTCOME.cancelled);
+      return;
+    }
+    const upId = up.context.pool.open(up, this);
+    this.up = up;
+    this.upId = upId;
+    this.upOpen = true;
+    const req = this.req;
+    const replay = this.retried ? this.replay : null;
+    req.attach(up, upId, up.peerInitialWindow, replay ?? undefined, this.replayBytes);
+    const res = this.res;
+    res.from = up;
+    res.fromId = upId;
+    const endNow = req.endReceived && req.queued === 0 && req.trailers === undefined;
+    up.writeHeaders(upId, this.fields, endNow, this.neverIndexed);
+    this.markSent(stats);
+    if (endNow) {
+      req.endSent = true;
+    } else {
+      req.flush();
+    }
+  }
+
+  protected abandonAttempt(): void {
+    this.closeUp(ERROR_CODE.INTERNAL_ERROR);
+  }
+
+  protected destroyConnection(err: unknown): void {
+    this.down.destroy(err as Error);
+  }
+
+  /** gRPC: a trailers-only answer (or trailers after a begun body); else an HTTP status, or a reset once the response began. */
+  protected render(rule: FailureRule, message: string): void {
+    const down = this.down;
+    const res = this.res;
+    if (res.to === undefined) {
+      res.to = down;
+      res.toId = this.downId;
+      res.from = undefined;
+      if (this.isGrpc) {
+        down.writeHeaders(this.downId, [':status', '200', 'content-type', 'application/grpc', 'grpc-status', rule.grpcStatus, 'grpc-message', encodeGrpcMessage(message)], true);
+        res.endReceived = true;
+        res.endSent = true;
+        this.closeDownIfDone();
+      } else {
+        down.writeHeaders(this.downId, [':status', String(rule.httpStatus), 'content-type', 'text/plain; charset=utf-8'], false);
+        res.push(Buffer.from(`${message}\n`, 'utf8'), 0, true, true);
+      }
+    } else if (this.isGrpc && !res.endSent && res.queued === 0) {
+      res.trailers = ['grpc-status', rule.grpcStatus, 'grpc-message', encodeGrpcMessage(message)];
+      res.endReceived = true;
+      res.flush();
+    } else {
+      this.closeDown(rule.resetCode);
+    }
+  }
+
+  // ------------------------------------------------------------------ streams on both sides
+
+  /** Gives the attempt's upstream stream slot back, resetting the stream with `resetCode` when given. */
+  closeUp(resetCode?: number): void {
+    if (!this.upOpen) return;
+    this.upOpen = false;
+    this.req.close();
+    const up = this.up!;
+    const isReset = resetCode !== undefined && !up.isClosed;
+    if (isReset) up.writeReset(this.upId, resetCode);
+    up.context.pool.release(up, this.upId, isReset);
+  }
+
+  /** Both directions of the upstream stream are done: free its slot. */
+  closeUpIfDone(): void {
+    if (this.upOpen && this.req.endSent && this.res.endReceived) this.closeUp();
+  }
+
+  /** Ends the app's stream, resetting it with `resetCode` when given. */
+  closeDown(resetCode?: number): void {
+    if (!this.downOpen) return;
+    this.downOpen = false;
+    if (this.deadline !== undefined) {
+      clearTimeout(this.deadline);
+      this.deadline = undefined;
+    }
+    this.res.close();
+    const down = this.down;
+    if (resetCode !== undefined && this.res.resetCode === undefined && !down.isClosed) down.writeReset(this.downId, resetCode);
+    down.streams.delete(this.downId);
+    if (down.streams.size === 0) down.idleSince = performance.now();
+    down.endIfIdle();
+  }
+
+  /**
+   * The app's stream is done once the response ended and the app ended its request. A response
+   * that ended while the app is still sending, with no upstream left to take the rest, resets the
+   * app's stream with NO_ERROR (RFC 9113 8.1: the response stands).
+   */
+  closeDownIfDone(): void {
+    if (!this.downOpen || !this.res.endSent) return;
+    if (this.req.endReceived) this.closeDown();
+    else if (!this.upOpen) this.closeDown(ERROR_CODE.NO_ERROR);
+  }
+
+  /** The app reset its stream or its connection went: cancel upstream at once. */
+  cancel(): void {
+    this.cancelled = true;
+    this.closeDown();
+    this.closeUp(ERROR_CODE.CANCEL);
+    this.settle(OUTCOME.cancelled);
+  }
+
+  /** The grpc-timeout expired: the upstream call is ended and the app told DEADLINE_EXCEEDED. */
+  expire(): void {
+    this.deadline = undefined;
+    if (!this.isLive()) return;
+    try {
+      this.closeUp(ERROR_CODE.CANCEL);
+      this.settle(OUTCOME.cancelled);
+      this.fail(FAILURE.deadline, 'meshlet: deadline exceeded (grpc-timeout)');
+      this.cancelled = true;
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  // ------------------------------------------------------------------ upstream outcomes
+
+  /** The upstream response ended (END_STREAM received). */
+  responseEnded(): void {
+    if (this.deadline !== undefined) {
+      clearTimeout(this.deadline);
+      this.deadline = undefined;
+    }
+    this.settle(isEndpointFailure(this.status, this.grpcStatus) ? OUTCOME.failure : OUTCOME.success);
+    this.closeUpIfDone();
+  }
+
+  /** The upstream reset the attempt's stream. */
+  upstreamReset(code: number): void {
+    this.closeUp();
+    if (this.cancelled) return;
+    if (code === ERROR_CODE.NO_ERROR && this.res.endReceived) {
+      // The endpoint answered in full and wants no more of the request (RFC 9113 8.1).
+      this.closeDownIfDone();
+      return;
+    }
+    if (code === ERROR_CODE.NO_ERROR && this.respondedAt > 0) {
+      // Ended with a NO_ERROR reset instead of END_STREAM (node:http2 servers do this when the
+      // stream window is exhausted as they end): the same to the app, after the body.
+      this.settle(isEndpointFailure(this.status, this.grpcStatus) ? OUTCOME.failure : OUTCOME.success);
+      this.res.endWithReset(code);
+      return;
+    }
+    const stats = this.stats;
+    this.settle(OUTCOME.failure);
+    if (code === ERROR_CODE.REFUSED_STREAM && this.respondedAt === 0 && stats !== undefined && this.retry(stats, RETRY_REASON.refusedStream)) return;
+    if (code !== ERROR_CODE.NO_ERROR && !(this.isGrpc && code === ERROR_CODE.REFUSED_STREAM)) {
+      // Passed on as it came: the app's stream gets the endpoint's own code.
+      this.closeDown(code);
+      return;
+    }
+    this.fail(FAILURE.upstreamReset, `meshlet: endpoint ${stats?.key ?? ''} failed: stream reset with ${errorCodeName(code)}`);
+  }
+
+  /** The endpoint's response or trailers broke RFC 9113 8.2-8.3: its stream is reset, the app gets a 502. */
+  malformedResponse(problem: string): void {
+    this.closeUp(ERROR_CODE.PROTOCOL_ERROR);
+    if (this.cancelled) return;
+    const key = this.stats?.key ?? '';
+    this.settle(OUTCOME.failure);
+    this.deps.log.debug({ endpoint: key, error: problem }, 'endpoint response malformed: not forwarded');
+    this.fail(FAILURE.upstreamMalformed, `meshlet: endpoint ${key} sent a malformed response: ${problem}`);
+  }
+
+  /** The attempt's upstream connection went away under it (GOAWAY excluding it, or closed). */
+  upstreamLost(neverProcessed: boolean, reason: string): void {
+    this.closeUp();
+    if (this.cancelled) return;
+    const stats = this.stats;
+    if (stats === undefined && this.res.endReceived) {
+      this.closeDownIfDone();
+      return;
+    }
+    this.settle(OUTCOME.failure);
+    if (neverProcessed && this.respondedAt === 0 && stats !== undefined && this.retry(stats, RETRY_REASON.goaway)) return;
+    this.fail(FAILURE.upstreamReset, `meshlet: endpoint ${stats?.key ?? ''} failed: ${reason}`);
   }
 }
 
@@ -94,10 +306,7 @@ export class Http2Relay implements ProtocolHandler {
   private readonly connections = new Set<AppConnection>();
   private readonly appEvents: StreamEvents<Exchange, ConnectionContext>;
   readonly upstreamEvents: StreamEvents<Exchange, UpstreamLink>;
-  /**
-   * Requests picked while their app connection's read is being handled: they go upstream once the
-   * whole read is handled, so one reset in the same read stops them before they reach an endpoint.
-   */
+  /** Requests picked while their app connection's read is being handled: they go upstream once it is. */
   private readonly deferred: Exchange[] = [];
   private readonly idleSweep: NodeJS.Timeout;
 
@@ -139,13 +348,17 @@ export class Http2Relay implements ProtocolHandler {
     }
   }
 
+  defer(ex: Exchange): void {
+    this.deferred.push(ex);
+  }
+
   /** The app connection's read is handled: the requests it opened go upstream, unless already reset. */
   startDeferred(): void {
     const deferred = this.deferred;
     for (let i = 0; i < deferred.length; i++) {
       const ex = deferred[i]!;
       const stats = ex.stats;
-      if (stats !== undefined && !ex.cancelled && ex.downOpen) this.acquire(ex, stats);
+      if (stats !== undefined && !ex.cancelled && ex.downOpen) ex.acquireNow(stats);
     }
     deferred.length = 0;
   }
@@ -154,8 +367,7 @@ export class Http2Relay implements ProtocolHandler {
     this.connections.delete(conn);
   }
 
-  // ------------------------------------------------------------------ a new request
-
+  /** A new stream from the app: its request begins its lifecycle. */
   open(down: AppConnection, downId: number, fields: string[], neverIndexed: number[] | undefined, endStream: boolean): void {
     let authority: string | undefined;
     let host: string | undefined;
@@ -173,295 +385,16 @@ export class Http2Relay implements ProtocolHandler {
     const ex = new Exchange(this, down, downId, fields, neverIndexed, isGrpc);
     down.streams.set(downId, ex);
     if (endStream) ex.req.endReceived = true;
-    ex.startedAt = performance.now();
     if (isGrpc && grpcTimeout !== undefined) {
       const timeoutMs = parseGrpcTimeoutMs(grpcTimeout);
       if (timeoutMs !== undefined) ex.deadline = setTimeout(onDeadline, timeoutMs, ex).unref();
     }
-    const route = this.deps.registry.route(down.context, authority);
-    if (route instanceof Promise) {
-      route
-        .then(
-          (resolved) => this.begin(ex, authority, resolved),
-          (err: Error) => {
-            this.deps.log.error({ err, authority }, 'route lookup failed');
-            this.fail(ex, 502, `meshlet: cannot route "${authority ?? ''}": ${err.message}`);
-          },
-        )
-        .catch((err: unknown) => this.internalError(ex, err));
-    } else {
-      this.begin(ex, authority, route);
-    }
-  }
-
-  private begin(ex: Exchange, authority: string | undefined, balancer: RouteResult): void {
-    if (!ex.downOpen) return;
-    if (balancer === null) {
-      this.deps.metrics.proxyError('unknown', 'unknown-target');
-      this.fail(ex, 502, `meshlet: no target known for authority "${authority ?? ''}" and the connection has no original destination`);
-      return;
-    }
-    if (balancer.isPassthrough) this.deps.metrics.passthrough(ex.isGrpc ? 'grpc' : 'http2', 'unknown-target');
-    ex.balancer = balancer;
-    const pick = balancer.pick(ex.startedAt);
-    if (pick.kind === 'unavailable') {
-      this.deps.metrics.proxyError(balancer.id, 'no-endpoints');
-      this.fail(ex, 503, new NoEndpointsError(balancer.id, pick.reason).message);
-      return;
-    }
-    this.dispatch(ex, pick.endpoint);
-  }
-
-  private dispatch(ex: Exchange, stats: EndpointStats): void {
-    ex.stats = stats;
-    if (ex.down.isReading) this.deferred.push(ex);
-    else this.acquire(ex, stats);
-  }
-
-  private acquire(ex: Exchange, stats: EndpointStats): void {
-    const acquired = stats.upstream.h2.acquire(this.upstreamEvents);
-    if (acquired instanceof Promise) {
-      acquired
-        .then(
-          () => this.acquire(ex, stats),
-          (err: Error) => this.connectFailed(ex, stats, err),
-        )
-        .catch((err: unknown) => this.internalError(ex, err));
-    } else {
-      this.start(ex, acquired);
-    }
-  }
-
-  /** Opens the attempt's stream on `up`: HEADERS, then whatever body arrived meanwhile. */
-  private start(ex: Exchange, up: Upstream): void {
-    if (ex.cancelled || !ex.downOpen) {
-      this.settle(ex, OUTCOME.cancelled);
-      return;
-    }
-    ex.stats!.metrics.request(ex.isGrpc ? PROTOCOL_INDEX.grpc : PROTOCOL_INDEX.http2);
-    const upId = up.context.pool.open(up, ex);
-    ex.up = up;
-    ex.upId = upId;
-    ex.upOpen = true;
-    const req = ex.req;
-    const replay = ex.retried ? ex.replay : null;
-    req.attach(up, upId, up.peerInitialWindow, replay ?? undefined, ex.replayBytes);
-    const res = ex.res;
-    res.from = up;
-    res.fromId = upId;
-    const endNow = req.endReceived && req.queued === 0 && req.trailers === undefined;
-    up.writeHeaders(upId, ex.fields, endNow, ex.neverIndexed);
-    ex.sentAt = performance.now();
-    if (endNow) {
-      req.endSent = true;
-    } else {
-      req.flush();
-    }
-  }
-
-  private connectFailed(ex: Exchange, stats: EndpointStats, err: Error): void {
-    this.settle(ex, OUTCOME.connectFailure);
-    if (this.retry(ex, stats, 'connect-failure')) return;
-    this.deps.metrics.proxyError(ex.balancer!.id, 'connect-failure');
-    this.fail(ex, 502, `meshlet: ${err.message}`);
-  }
-
-  /** Retries once on another endpoint, when the budget allows; true when a retry is under way. */
-  retry(ex: Exchange, failed: EndpointStats, reason: string): boolean {
-    const balancer = ex.balancer!;
-    if (ex.retried || ex.cancelled || ex.replay === null || !ex.downOpen) return false;
-    const now = performance.now();
-    if (!balancer.retryBudget.tryWithdraw(now)) return false;
-    const pick = balancer.pickOther(failed, now);
-    if (pick.kind === 'unavailable') return false;
-    ex.retried = true;
-    this.deps.metrics.retry(balancer.id, reason);
-    this.dispatch(ex, pick.endpoint);
-    return true;
-  }
-
-  // ------------------------------------------------------------------ endings
-
-  /** Ends the current attempt's accounting on its endpoint (exactly once per attempt). */
-  settle(ex: Exchange, outcome: Outcome): void {
-    const stats = ex.stats;
-    if (stats === undefined) return;
-    ex.stats = undefined;
-    const now = performance.now();
-    const latency = (ex.respondedAt > 0 ? ex.respondedAt : now) - (ex.sentAt > 0 ? ex.sentAt : ex.startedAt);
-    ex.sentAt = 0;
-    if (ex.respondedAt > 0) stats.metrics.response(ex.status, ex.grpcStatus, (now - ex.startedAt) / 1000);
-    ex.balancer!.finish(stats, latency, outcome, now);
-  }
-
-  /** Gives the attempt's upstream stream slot back, resetting the stream with `resetCode` when given. */
-  closeUp(ex: Exchange, resetCode?: number): void {
-    if (!ex.upOpen) return;
-    ex.upOpen = false;
-    ex.req.close();
-    const up = ex.up!;
-    const isReset = resetCode !== undefined && !up.isClosed;
-    if (isReset) up.writeReset(ex.upId, resetCode);
-    up.context.pool.release(up, ex.upId, isReset);
-  }
-
-  /** Both directions of the upstream stream are done: free its slot. */
-  closeUpIfDone(ex: Exchange): void {
-    if (ex.upOpen && ex.req.endSent && ex.res.endReceived) this.closeUp(ex);
-  }
-
-  /** Ends the app's stream, resetting it with `resetCode` when given. */
-  closeDown(ex: Exchange, resetCode?: number): void {
-    if (!ex.downOpen) return;
-    ex.downOpen = false;
-    if (ex.deadline !== undefined) {
-      clearTimeout(ex.deadline);
-      ex.deadline = undefined;
-    }
-    ex.res.close();
-    const down = ex.down;
-    if (resetCode !== undefined && ex.res.resetCode === undefined && !down.isClosed) down.writeReset(ex.downId, resetCode);
-    down.streams.delete(ex.downId);
-    if (down.streams.size === 0) down.idleSince = performance.now();
-    down.endIfIdle();
-  }
-
-  /**
-   * The app's stream is done once the response ended and the app ended its request. A response
-   * that ended while the app is still sending, with no upstream left to take the rest, resets the
-   * app's stream with NO_ERROR (RFC 9113 8.1: the response stands).
-   */
-  closeDownIfDone(ex: Exchange): void {
-    if (!ex.downOpen || !ex.res.endSent) return;
-    if (ex.req.endReceived) this.closeDown(ex);
-    else if (!ex.upOpen) this.closeDown(ex, ERROR_CODE.NO_ERROR);
-  }
-
-  /** The app reset its stream or its connection went: cancel upstream at once. */
-  cancel(ex: Exchange): void {
-    ex.cancelled = true;
-    this.closeDown(ex);
-    this.closeUp(ex, ERROR_CODE.CANCEL);
-    this.settle(ex, OUTCOME.cancelled);
-  }
-
-  /** Tells the app its request failed in the proxy: gRPC status 14 (or 4), else an HTTP status or a reset. */
-  fail(ex: Exchange, httpStatus: number, message: string, grpcStatus: string = GRPC_STATUS.UNAVAILABLE): void {
-    if (!ex.downOpen) return;
-    const down = ex.down;
-    const res = ex.res;
-    if (res.to === undefined) {
-      res.to = down;
-      res.toId = ex.downId;
-      res.from = undefined;
-      if (ex.isGrpc) {
-        down.writeHeaders(ex.downId, [':status', '200', 'content-type', 'application/grpc', 'grpc-status', grpcStatus, 'grpc-message', encodeGrpcMessage(message)], true);
-        res.endReceived = true;
-        res.endSent = true;
-        this.closeDownIfDone(ex);
-      } else {
-        down.writeHeaders(ex.downId, [':status', String(httpStatus), 'content-type', 'text/plain; charset=utf-8'], false);
-        res.push(Buffer.from(`${message}\n`, 'utf8'), 0, true, true);
-      }
-    } else if (ex.isGrpc && !res.endSent && res.queued === 0) {
-      res.trailers = ['grpc-status', grpcStatus, 'grpc-message', encodeGrpcMessage(message)];
-      res.endReceived = true;
-      res.flush();
-    } else {
-      this.closeDown(ex, ERROR_CODE.INTERNAL_ERROR);
-    }
-  }
-
-  /** A bug of ours surfaced outside a connection's frame handling: this request fails, nothing else. */
-  internalError(ex: Exchange, err: unknown): void {
-    this.deps.log.error({ err }, 'HTTP/2 relay internal error: the request fails, the proxy goes on');
-    try {
-      this.closeUp(ex, ERROR_CODE.INTERNAL_ERROR);
-      this.settle(ex, OUTCOME.failure);
-      this.fail(ex, 502, `meshlet internal error: ${(err as Error)?.message ?? String(err)}`);
-    } catch {
-      ex.down.destroy(err as Error);
-    }
-  }
-
-  // ------------------------------------------------------------------ upstream outcomes
-
-  /** The upstream response ended (END_STREAM received). */
-  responseEnded(ex: Exchange): void {
-    if (ex.deadline !== undefined) {
-      clearTimeout(ex.deadline);
-      ex.deadline = undefined;
-    }
-    this.settle(ex, isEndpointFailure(ex.status, ex.grpcStatus) ? OUTCOME.failure : OUTCOME.success);
-    this.closeUpIfDone(ex);
-  }
-
-  /** The upstream reset the attempt's stream. */
-  upstreamReset(ex: Exchange, code: number): void {
-    this.closeUp(ex);
-    if (ex.cancelled) return;
-    if (code === ERROR_CODE.NO_ERROR && ex.res.endReceived) {
-      // The endpoint answered in full and wants no more of the request (RFC 9113 8.1).
-      this.closeDownIfDone(ex);
-      return;
-    }
-    if (code === ERROR_CODE.NO_ERROR && ex.respondedAt > 0) {
-      // Ended with a NO_ERROR reset instead of END_STREAM (node:http2 servers do this when the
-      // stream window is exhausted as they end): the same to the app, after the body.
-      this.settle(ex, isEndpointFailure(ex.status, ex.grpcStatus) ? OUTCOME.failure : OUTCOME.success);
-      ex.res.endWithReset(code);
-      return;
-    }
-    const stats = ex.stats;
-    this.settle(ex, OUTCOME.failure);
-    if (code === ERROR_CODE.REFUSED_STREAM && ex.respondedAt === 0 && stats !== undefined && this.retry(ex, stats, 'refused-stream')) return;
-    if (code !== ERROR_CODE.NO_ERROR && !(ex.isGrpc && code === ERROR_CODE.REFUSED_STREAM)) {
-      this.closeDown(ex, code);
-      return;
-    }
-    this.deps.metrics.proxyError(ex.balancer!.id, 'upstream-reset');
-    this.fail(ex, 502, `meshlet: endpoint ${stats?.key ?? ''} failed: stream reset with ${errorCodeName(code)}`);
-  }
-
-  /** The endpoint's response or trailers broke RFC 9113 8.2-8.3: its stream is reset, the app gets a 502. */
-  malformedResponse(ex: Exchange, problem: string): void {
-    this.closeUp(ex, ERROR_CODE.PROTOCOL_ERROR);
-    if (ex.cancelled) return;
-    const key = ex.stats?.key ?? '';
-    this.settle(ex, OUTCOME.failure);
-    this.deps.metrics.proxyError(ex.balancer!.id, 'upstream-malformed');
-    this.deps.log.debug({ endpoint: key, error: problem }, 'endpoint response malformed: not forwarded');
-    this.fail(ex, 502, `meshlet: endpoint ${key} sent a malformed response: ${problem}`);
-  }
-
-  /** The attempt's upstream connection went away under it (GOAWAY excluding it, or closed). */
-  upstreamLost(ex: Exchange, neverProcessed: boolean, reason: string): void {
-    this.closeUp(ex);
-    if (ex.cancelled) return;
-    const stats = ex.stats;
-    if (stats === undefined && ex.res.endReceived) {
-      this.closeDownIfDone(ex);
-      return;
-    }
-    this.settle(ex, OUTCOME.failure);
-    if (neverProcessed && ex.respondedAt === 0 && stats !== undefined && this.retry(ex, stats, 'goaway')) return;
-    this.deps.metrics.proxyError(ex.balancer!.id, 'upstream-reset');
-    this.fail(ex, 502, `meshlet: endpoint ${stats?.key ?? ''} failed: ${reason}`);
+    ex.route(down.context, authority);
   }
 }
 
 function onDeadline(ex: Exchange): void {
-  ex.deadline = undefined;
-  if (!ex.downOpen) return;
-  const relay = ex.relay;
-  ex.cancelled = true;
-  try {
-    relay.closeUp(ex, ERROR_CODE.CANCEL);
-    relay.settle(ex, OUTCOME.cancelled);
-    relay.fail(ex, 504, 'meshlet: deadline exceeded (grpc-timeout)', GRPC_STATUS.DEADLINE_EXCEEDED);
-  } catch (err) {
-    relay.internalError(ex, err);
-  }
+  ex.expire();
 }
 
 /** Frames on app connections. */
@@ -474,7 +407,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       const problem = !endStream || ex.req.endReceived ? 'a second header block that does not end the stream' : trailersProblem(fields);
       if (problem !== undefined) {
         this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: problem }, 'app request trailers malformed: stream reset');
-        ex.relay.cancel(ex);
+        ex.cancel();
         conn.writeReset(streamId, ERROR_CODE.PROTOCOL_ERROR);
         return;
       }
@@ -505,7 +438,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
   oversizedHeaders(conn: AppConnection, streamId: number, endStream: boolean, message: string): void {
     const ex = conn.streams.get(streamId);
     if (ex !== undefined) {
-      ex.relay.cancel(ex);
+      ex.cancel();
       conn.writeReset(streamId, ERROR_CODE.PROTOCOL_ERROR);
       return;
     }
@@ -525,13 +458,11 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       conn.credit(flowBytes);
       return;
     }
-    if (ex.replay === null) {
-      ex.req.push(payload, flowBytes, endStream, false);
-      return;
-    }
-    // The copy kept for a retry is also what the leg queues (a request picked during this read waits).
-    const kept = keepForReplay(ex, payload);
-    ex.req.push(kept, flowBytes, endStream, kept !== payload);
+    // The chunk kept for a retry is also what the leg holds, if it must wait (a request picked
+    // during this read goes upstream at its end).
+    const kept = ex.replay === null ? undefined : keepForReplay(ex, payload);
+    if (kept === undefined) ex.req.push(payload, flowBytes, endStream, false);
+    else ex.req.push(kept, flowBytes, endStream, true);
   }
 
   reset(conn: AppConnection, streamId: number): void {
@@ -540,7 +471,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       checkNotIdle(conn, streamId, 'RST_STREAM');
       return;
     }
-    ex.relay.cancel(ex);
+    ex.cancel();
     // The response had not ended: one token of the Rapid Reset budget (CVE-2023-44487).
     conn.chargePrematureReset();
   }
@@ -560,7 +491,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
 
   streamError(conn: AppConnection, streamId: number, code: number, message: string): void {
     const ex = conn.streams.get(streamId);
-    if (ex !== undefined) ex.relay.cancel(ex);
+    if (ex !== undefined) ex.cancel();
     conn.writeReset(streamId, code);
     this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: message }, 'app stream error: stream reset');
     // A stream the app made us reset costs like one it reset itself: a flood of them ends the connection.
@@ -584,7 +515,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
   closed(conn: AppConnection, error: Error | undefined): void {
     const relay = this.relay;
     relay.forget(conn);
-    for (const ex of [...conn.streams.values()]) relay.cancel(ex);
+    for (const ex of [...conn.streams.values()]) ex.cancel();
     if (error instanceof H2ProtocolError) {
       relay.deps.log.warn({ connId: conn.context.connId, error: error.message }, 'app connection closed: it broke the HTTP/2 protocol');
     } else if (error !== undefined) {
@@ -605,7 +536,7 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
     if (ex.respondedAt === 0) {
       const problem = responseProblem(fields);
       if (problem !== undefined) {
-        relay.malformedResponse(ex, problem);
+        ex.malformedResponse(problem);
         return;
       }
       const status = Number(fields[1]);
@@ -626,31 +557,31 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       }
       if (endStream) {
         res.endReceived = true;
-        relay.responseEnded(ex);
-        relay.closeDownIfDone(ex);
+        ex.responseEnded();
+        ex.closeDownIfDone();
       }
       return;
     }
     if (!endStream || res.endReceived) {
-      relay.closeUp(ex, ERROR_CODE.PROTOCOL_ERROR);
-      relay.upstreamReset(ex, ERROR_CODE.PROTOCOL_ERROR);
+      ex.closeUp(ERROR_CODE.PROTOCOL_ERROR);
+      ex.upstreamReset(ERROR_CODE.PROTOCOL_ERROR);
       return;
     }
     const problem = trailersProblem(fields);
     if (problem !== undefined) {
-      relay.malformedResponse(ex, problem);
+      ex.malformedResponse(problem);
       return;
     }
     ex.grpcStatus = grpcStatusOf(fields);
     res.pushTrailers(fields, neverIndexed);
-    relay.responseEnded(ex);
+    ex.responseEnded();
   }
 
   oversizedHeaders(conn: Upstream, streamId: number, _endStream: boolean, message: string): void {
     const ex = conn.streams.get(streamId);
     if (ex === undefined) return;
-    this.relay.closeUp(ex, ERROR_CODE.CANCEL);
-    this.relay.upstreamLost(ex, false, `its response ${message}`);
+    ex.closeUp(ERROR_CODE.CANCEL);
+    ex.upstreamLost(false, `its response ${message}`);
   }
 
   data(conn: Upstream, streamId: number, payload: Buffer, flowBytes: number, endStream: boolean): void {
@@ -658,22 +589,22 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
     if (ex === undefined) checkOpenedByUs(conn, streamId, 'DATA');
     if (ex === undefined || ex.res.endReceived || !ex.downOpen) {
       conn.credit(flowBytes);
-      if (ex !== undefined && !ex.downOpen) this.relay.closeUp(ex, ERROR_CODE.CANCEL);
+      if (ex !== undefined && !ex.downOpen) ex.closeUp(ERROR_CODE.CANCEL);
       return;
     }
     if (ex.respondedAt === 0) {
       conn.credit(flowBytes);
-      this.relay.closeUp(ex, ERROR_CODE.PROTOCOL_ERROR);
-      this.relay.upstreamReset(ex, ERROR_CODE.PROTOCOL_ERROR);
+      ex.closeUp(ERROR_CODE.PROTOCOL_ERROR);
+      ex.upstreamReset(ERROR_CODE.PROTOCOL_ERROR);
       return;
     }
     ex.res.push(payload, flowBytes, endStream, false);
-    if (endStream) this.relay.responseEnded(ex);
+    if (endStream) ex.responseEnded();
   }
 
   reset(conn: Upstream, streamId: number, code: number): void {
     const ex = conn.streams.get(streamId);
-    if (ex !== undefined) this.relay.upstreamReset(ex, code);
+    if (ex !== undefined) ex.upstreamReset(code);
     else checkOpenedByUs(conn, streamId, 'RST_STREAM');
   }
 
@@ -696,8 +627,8 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       if (!conn.isClosed) conn.writeReset(streamId, code);
       return;
     }
-    this.relay.closeUp(ex, code);
-    this.relay.upstreamReset(ex, code);
+    ex.closeUp(code);
+    ex.upstreamReset(code);
     this.relay.deps.log.debug({ endpoint: ex.stats?.key, streamId, error: message }, 'endpoint stream error: stream reset');
   }
 
@@ -713,13 +644,13 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
 
   goaway(conn: Upstream, lastStreamId: number, code: number, message: string): void {
     for (const [id, ex] of [...conn.streams]) {
-      if (id > lastStreamId) this.relay.upstreamLost(ex, true, `the endpoint went away before processing the request (GOAWAY ${errorCodeName(code)}: ${message})`);
+      if (id > lastStreamId) ex.upstreamLost(true, `the endpoint went away before processing the request (GOAWAY ${errorCodeName(code)}: ${message})`);
     }
   }
 
   closed(conn: Upstream, error: Error | undefined): void {
     const reason = error === undefined ? 'its connection closed' : `its connection failed: ${error.message}`;
-    for (const ex of [...conn.streams.values()]) this.relay.upstreamLost(ex, false, reason);
+    for (const ex of [...conn.streams.values()]) ex.upstreamLost(false, reason);
     this.relay.deps.log.debug({ err: error }, 'upstream connection closed');
   }
 }

@@ -1,6 +1,7 @@
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../../src/common/values.js';
 import type { ConnectionContext } from '../accept/connection-context.js';
+import { openPipe } from '../wire/pipe.js';
 import type { ProtocolHandler, RelayDeps } from './handler.js';
 
 /**
@@ -25,25 +26,15 @@ export class OpaqueRelay implements ProtocolHandler {
       return;
     }
     this.deps.metrics.passthrough('opaque', ctx.originalDst ? 'opaque' : 'opaque-to');
-    const upstream = net.connect({ host: destination.host, port: destination.port, timeout: this.deps.connectTimeoutMs });
     this.open.add(socket);
-    upstream.once('timeout', () => upstream.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`)));
-    upstream.once('connect', () => {
-      upstream.setTimeout(0);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-    });
-    upstream.on('error', (err) => {
-      this.deps.log.debug({ connId: ctx.connId, destination: formatHostPort(destination.host, destination.port), err }, 'opaque upstream failed');
-      socket.destroy();
-    });
-    socket.on('error', () => upstream.destroy());
-    upstream.once('close', () => {
-      if (!socket.destroyed) socket.end();
-    });
-    socket.once('close', () => {
-      this.open.delete(socket);
-      upstream.destroy();
+    const key = formatHostPort(destination.host, destination.port);
+    openPipe(socket, destination, key, this.deps.connectTimeoutMs, {
+      onConnected: () => undefined,
+      onConnectFailed: (err) => {
+        this.deps.log.debug({ connId: ctx.connId, destination: key, err }, 'opaque upstream failed');
+        socket.destroy();
+      },
+      onClosed: () => this.open.delete(socket),
     });
   }
 

@@ -3,6 +3,7 @@ export const GRPC_STATUS = {
   OK: '0',
   DEADLINE_EXCEEDED: '4',
   RESOURCE_EXHAUSTED: '8',
+  INTERNAL: '13',
   UNAVAILABLE: '14',
 } as const;
 

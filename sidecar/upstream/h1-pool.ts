@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Endpoint } from '../discovery/endpoint-set.js';
 import { H1UpstreamConnection, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
-import { UpstreamConnectError } from './h2-pool.js';
+import { UpstreamConnectError } from './connect-error.js';
 
 /** Idle kept-alive connections kept per endpoint; more are closed when their request ends. */
 const MAX_IDLE_CONNECTIONS = 64;

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Logger } from '../../src/common/logger.js';
-import { MeshletError } from '../../src/common/errors.js';
+import { UpstreamConnectError } from './connect-error.js';
 import type { Endpoint } from '../discovery/endpoint-set.js';
 import { H2Connection, type StreamEvents } from '../wire/h2/connection.js';
 import { MAX_STREAM_ID } from '../wire/h2/frame.js';
@@ -24,16 +24,6 @@ const BACKLOGGED_BYTES = H2_CONNECTION_WINDOW_BYTES >>> 1;
  * itself with it never sees our connection as an attacker and drops the streams still on it.
  */
 const MAX_RESETS_PER_CONNECTION = 500;
-
-/** Connecting to an endpoint failed, so nothing was sent: safe to retry elsewhere. */
-export class UpstreamConnectError extends MeshletError {
-  constructor(
-    readonly endpoint: string,
-    cause: unknown,
-  ) {
-    super('MESHLET_UPSTREAM_CONNECT', `cannot connect to ${endpoint}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
-  }
-}
 
 /** What the pool keeps per upstream connection. */
 export interface UpstreamLink {

@@ -12,6 +12,8 @@ const STREAM_CREDIT_STEP_BYTES = H2_STREAM_WINDOW_BYTES >>> 2;
 const COPY_BELOW_BYTES = 8 * 1024;
 const COALESCE_BLOCK_BYTES = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
+/** The queue of a leg that has never queued anything: shared, never written to (most legs never queue). */
+const NO_QUEUE: Buffer[] = [];
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a leg moves bytes between any two connections
 type AnyConnection = H2Connection<any, any>;
@@ -47,7 +49,7 @@ export class H2Leg implements Writable {
   trailersNeverIndexed: number[] | undefined = undefined;
   /** Body bytes waiting for window. */
   queued = 0;
-  private queue: Buffer[] = [];
+  private queue: Buffer[] = NO_QUEUE;
   private head = 0;
   /** Index in `queue` of the last entry that is our own copy (more small payloads may join it), or -1. */
   private copyIndex = -1;
@@ -83,10 +85,11 @@ export class H2Leg implements Writable {
   }
 
   /**
-   * Body bytes from the sender; `flowBytes` includes padding, credited at once. `isOwnCopy`: the
-   * payload is already a copy of its own (pins no socket read), so it is queued as it is.
+   * Body bytes from the sender; `flowBytes` includes padding, credited at once. `isKept`: the
+   * payload is already held, bounded, for as long as it may wait here (a copy of its own, or a
+   * chunk kept for a retry), so it is queued as it is.
    */
-  push(payload: Buffer, flowBytes: number, endStream: boolean, isOwnCopy: boolean): void {
+  push(payload: Buffer, flowBytes: number, endStream: boolean, isKept: boolean): void {
     const length = payload.length;
     if (flowBytes > length) this.credit(flowBytes - length);
     if (endStream) this.endReceived = true;
@@ -100,8 +103,8 @@ export class H2Leg implements Writable {
         if (last) this.ended();
         return;
       }
-      if (length < COPY_BELOW_BYTES && !isOwnCopy) this.queueCopy(payload);
-      else this.queue.push(payload);
+      if (length < COPY_BELOW_BYTES && !isKept) this.queueCopy(payload);
+      else this.enqueue(payload);
       this.queued += length;
     }
     this.flush();
@@ -173,7 +176,7 @@ export class H2Leg implements Writable {
     const dropped = this.queued - this.precredited;
     if (dropped > 0 && this.from !== undefined && !this.from.isClosed) this.from.credit(dropped);
     this.precredited = 0;
-    this.queue = [];
+    this.queue = NO_QUEUE;
     this.head = 0;
     this.queued = 0;
     this.copyIndex = -1;
@@ -203,8 +206,13 @@ export class H2Leg implements Writable {
         return;
       }
     }
-    queue.push(Buffer.from(payload));
-    this.copyIndex = queue.length - 1;
+    this.enqueue(Buffer.from(payload));
+    this.copyIndex = this.queue.length - 1;
+  }
+
+  private enqueue(payload: Buffer): void {
+    if (this.queue === NO_QUEUE) this.queue = [payload];
+    else this.queue.push(payload);
   }
 
   private ended(): void {
