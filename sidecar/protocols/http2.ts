@@ -531,7 +531,6 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
   headers(conn: Upstream, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void {
     const ex = conn.streams.get(streamId);
     if (ex === undefined) return;
-    const relay = this.relay;
     const res = ex.res;
     if (ex.respondedAt === 0) {
       const problem = responseProblem(fields);

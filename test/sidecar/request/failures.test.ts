@@ -15,7 +15,8 @@ import { parseProxyConfig } from '../../../sidecar/config.js';
 import { startProxy, type RunningProxy } from '../../../sidecar/main.js';
 import { createEchoClient, unaryCall } from '../../helpers/grpc-echo.js';
 import { exchangeRaw, request, startHttpBackend } from '../../helpers/http1-kit.js';
-import { TestSource, captureLogger, startTestProxy } from '../../helpers/proxy-harness.js';
+import { captureLogs } from '../../helpers/log-capture.js';
+import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 /** A source whose target breaks the balancer it is given to: route lookup rejects. */
 class BrokenTargetSource extends TestSource {
@@ -201,7 +202,7 @@ t.test('an Upgrade to a target meshlet does not know passes through to the origi
   const source = new TestSource([]);
   source.knownAuthorities = new Set(['known.example']);
   const config = parseProxyConfig({ listen: '127.0.0.1:0', upstream: '127.0.0.1:1', admin: '127.0.0.1:0', 'debug-admin': 'off' });
-  const proxy = await startProxy(config, { source, log: captureLogger().log, readOriginalDst: () => ({ host: '127.0.0.1', port: originalPort }) });
+  const proxy = await startProxy(config, { source, log: captureLogs('warn').log, readOriginalDst: () => ({ host: '127.0.0.1', port: originalPort }) });
   const client = net.connect(proxy.address.port, '127.0.0.1');
   t.teardown(async () => {
     client.destroy();
