@@ -37,15 +37,24 @@ const ERROR_CLOSE_DELAY_MS = 1_000;
  * CVE-2019-9515). nghttp2's max outbound ACKs and Envoy's max_outbound_control_frames are both 1000.
  */
 export const MAX_QUEUED_CONTROL_FRAMES = 1000;
+/**
+ * Empty DATA frames (no payload, not ending their stream) a peer may send: a token bucket of this
+ * many, refilled at EMPTY_DATA_FRAMES_PER_SECOND; an empty bucket ends the connection
+ * (CVE-2019-9518: frames that cost work and carry nothing; no client needs them).
+ */
+export const EMPTY_DATA_FRAMES_BURST = 10_000;
+export const EMPTY_DATA_FRAMES_PER_SECOND = 5_000;
 /** A DATA frame carrying fewer payload bytes than this, and not ending its stream, counts as tiny. */
 export const TINY_DATA_FRAME_BYTES = 16;
 /**
- * Tiny or empty DATA frames a peer may send: a token bucket of this many, refilled at
- * TINY_DATA_FRAMES_PER_SECOND; an empty bucket ends the connection (CVE-2019-9518: frames that
- * cost work but carry next to nothing).
+ * Tiny DATA frames a peer may send, with its own bucket: generous, because a gRPC stream of small
+ * messages (a 5-byte prefix and a few bytes each, one frame per message) is one of these per
+ * message, and must not be cut off at any rate an app really streams at; a flood far above it (a
+ * raw client writes millions per second) still ends. Memory is not what this guards: tiny
+ * payloads are gathered into shared blocks (leg.ts), so they cost their bytes within the windows.
  */
-export const TINY_DATA_FRAMES_BURST = 10_000;
-export const TINY_DATA_FRAMES_PER_SECOND = 5_000;
+export const TINY_DATA_FRAMES_BURST = 100_000;
+export const TINY_DATA_FRAMES_PER_SECOND = 100_000;
 /**
  * Streams the peer may reset before they completed (or make us reset by misusing them): a token
  * bucket of this many, refilled at RAPID_RESETS_PER_SECOND; an empty bucket ends the connection
@@ -155,6 +164,7 @@ export class H2Connection<S, C> {
   private queuedControlFrames = 0;
   /** Reading stopped until 'drain': the peer does not take our output. */
   private isReadPaused = false;
+  private emptyDataTokens = EMPTY_DATA_FRAMES_BURST;
   private tinyDataTokens = TINY_DATA_FRAMES_BURST;
   private resetTokens = RAPID_RESET_BURST;
   /** performance.now() when the token buckets were last refilled. */
@@ -412,11 +422,26 @@ export class H2Connection<S, C> {
     }
   }
 
+  /** One DATA frame of under TINY_DATA_FRAME_BYTES that does not end its stream: past its budget, the connection ends. */
+  private chargeSmallData(flowBytes: number): void {
+    if (flowBytes === 0) {
+      if (--this.emptyDataTokens >= 0) return;
+      throw new H2ProtocolError(ERROR_CODE.ENHANCE_YOUR_CALM, `more than ${EMPTY_DATA_FRAMES_BURST} empty DATA frames (at most ${EMPTY_DATA_FRAMES_PER_SECOND} per second after that)`);
+    }
+    if (--this.tinyDataTokens >= 0) return;
+    throw new H2ProtocolError(
+      ERROR_CODE.ENHANCE_YOUR_CALM,
+      `more than ${TINY_DATA_FRAMES_BURST} DATA frames of under ${TINY_DATA_FRAME_BYTES} bytes (at most ${TINY_DATA_FRAMES_PER_SECOND} per second after that)`,
+    );
+  }
+
   /** Refills the token buckets for the time since the last read. */
   private refill(now: number): void {
     const seconds = (now - this.refilledAt) / 1000;
     if (seconds < 0.01) return;
     this.refilledAt = now;
+    const empty = this.emptyDataTokens + seconds * EMPTY_DATA_FRAMES_PER_SECOND;
+    this.emptyDataTokens = empty > EMPTY_DATA_FRAMES_BURST ? EMPTY_DATA_FRAMES_BURST : empty;
     const tiny = this.tinyDataTokens + seconds * TINY_DATA_FRAMES_PER_SECOND;
     this.tinyDataTokens = tiny > TINY_DATA_FRAMES_BURST ? TINY_DATA_FRAMES_BURST : tiny;
     const resets = this.resetTokens + seconds * RAPID_RESETS_PER_SECOND;
@@ -482,12 +507,7 @@ export class H2Connection<S, C> {
   private onData(flags: number, streamId: number, buf: Buffer, start: number, end: number): void {
     if (streamId === 0) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, 'DATA on stream 0');
     const flowBytes = end - start;
-    if (flowBytes < TINY_DATA_FRAME_BYTES && (flags & FLAG.END_STREAM) === 0 && this.isAppFacing && --this.tinyDataTokens < 0) {
-      throw new H2ProtocolError(
-        ERROR_CODE.ENHANCE_YOUR_CALM,
-        `more than ${TINY_DATA_FRAMES_BURST} DATA frames of under ${TINY_DATA_FRAME_BYTES} bytes (at most ${TINY_DATA_FRAMES_PER_SECOND} per second after that)`,
-      );
-    }
+    if (flowBytes < TINY_DATA_FRAME_BYTES && (flags & FLAG.END_STREAM) === 0 && this.isAppFacing) this.chargeSmallData(flowBytes);
     this.recvWindow -= flowBytes;
     if (this.recvWindow < 0) throw new H2ProtocolError(ERROR_CODE.FLOW_CONTROL_ERROR, 'DATA beyond the connection flow-control window');
     let payloadEnd = end;

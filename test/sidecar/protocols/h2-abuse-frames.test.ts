@@ -252,6 +252,62 @@ t.test('a body of thousands of small frames waiting for window arrives byte for 
   t.ok(received.equals(sent), 'byte for byte, in order');
 });
 
+/** One gRPC message as a DATA frame payload: the 5-byte prefix (uncompressed, length) and `body`. */
+function grpcMessage(body: Buffer): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(body.length, 1);
+  return Buffer.concat([prefix, body]);
+}
+
+t.test('a gRPC stream of 60,000 small messages, one tiny DATA frame each, sent at once, is relayed whole', async (t) => {
+  // Far past the empty-frame budget (10,000 + 5,000/s), which small messages must not be charged by.
+  const MESSAGES = 60_000;
+  let bytes = 0;
+  const endpoint = await startH2Endpoint((stream) => {
+    stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end();
+    });
+  });
+  const kit = await startH2Proxy(t, [endpoint]);
+  const { socket, reader } = await kit.handshake();
+  const fields: Array<[string, string]> = [
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', '/telemetry.Ingest/Stream'],
+    [':authority', 'frames.test'],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+  ];
+  const frames = [frame(T.HEADERS, F.END_HEADERS, 1, literalBlock(fields))];
+  for (let i = 0; i < MESSAGES; i++) frames.push(frame(T.DATA, i === MESSAGES - 1 ? F.END_STREAM : 0, 1, grpcMessage(Buffer.from([i & 0x7f, 0x08]))));
+  socket.write(Buffer.concat(frames));
+  const trailers = await reader.waitFor((f) => f.streamId === 1 && f.type === T.HEADERS && (f.flags & F.END_STREAM) !== 0, 20_000, 'the response trailers');
+  t.ok(trailers, 'the call completed');
+  t.notOk(reader.frames.some((f) => f.type === T.GOAWAY), 'no GOAWAY: the app was not taken for a flooder');
+  t.equal(bytes, MESSAGES * 7, `the endpoint got all ${MESSAGES} messages (${MESSAGES * 7} bytes)`);
+});
+
+t.test('a flood of 1-byte DATA frames past the tiny-frame budget, and of empty ones past theirs, ends the connection', async (t) => {
+  const endpoint = await startH2Endpoint(() => undefined);
+  const kit = await startH2Proxy(t, [endpoint]);
+  const post = literalBlock(GET.map(([n, v]): [string, string] => [n, n === ':method' ? 'POST' : v]));
+  for (const [what, payload, count] of [
+    ['1-byte', Buffer.from('a'), 150_000],
+    ['empty', Buffer.alloc(0), 15_000],
+  ] as const) {
+    const { socket, reader } = await kit.handshake();
+    const frames = [frame(T.HEADERS, F.END_HEADERS, 1, post)];
+    for (let i = 0; i < count; i++) frames.push(frame(T.DATA, 0, 1, payload));
+    socket.write(Buffer.concat(frames));
+    const { code, message } = await goaway(reader);
+    t.equal(code, 11, `${what}: GOAWAY ENHANCE_YOUR_CALM`);
+    t.match(message, what === 'empty' ? /more than 10000 empty DATA frames/ : /more than 100000 DATA frames of under 16 bytes/, `${what}: the GOAWAY says which budget`);
+  }
+});
+
 t.test('an app connection with no stream for --h2-idle-timeout-ms gets GOAWAY NO_ERROR and is closed; one with a stream stays', async (t) => {
   const backend = await countingBackend();
   const kit = await startH2Proxy(t, [backend], { 'h2-idle-timeout-ms': '300' });
