@@ -69,8 +69,12 @@ export interface Writable {
 
 /** What happens on a connection's streams; one implementation per side of the relay. */
 export interface StreamEvents<S, C> {
-  /** `neverIndexed`: positions in `fields` the sender marked never-indexed, to forward as such. */
-  headers(conn: H2Connection<S, C>, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void;
+  /**
+   * `neverIndexed`: positions in `fields` the sender marked never-indexed, to forward as such.
+   * `unchecked`: positions whose content the fields.ts checks must judge (the decoder judged the
+   * rest when they entered its table); valid only during this call (the array is reused).
+   */
+  headers(conn: H2Connection<S, C>, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined, unchecked: readonly number[]): void;
   /** A header block on `streamId` was larger than MAX_HEADER_LIST_BYTES: only that stream fails. */
   oversizedHeaders(conn: H2Connection<S, C>, streamId: number, endStream: boolean, message: string): void;
   /** `flowBytes` counts padding too: the handler gives it back with credit() once forwarded. */
@@ -146,6 +150,8 @@ export class H2Connection<S, C> {
   private headerFrames = 0;
   /** Scratch for the decoder's never-indexed positions (almost always left empty). */
   private readonly neverIndexed: number[] = [];
+  /** Scratch for the positions of fields the checks must still judge (the decoder's `unchecked`). */
+  private readonly uncheckedFields: number[] = [];
   private closeError: Error | undefined = undefined;
   /** performance.now() when our unanswered PING went out, or 0. */
   private pingSentAt = 0;
@@ -537,8 +543,10 @@ export class H2Connection<S, C> {
     const fields: string[] = [];
     const neverIndexed = this.neverIndexed;
     neverIndexed.length = 0;
+    const unchecked = this.uncheckedFields;
+    unchecked.length = 0;
     try {
-      this.decoder.decode(block, fields, MAX_HEADER_LIST_BYTES, neverIndexed);
+      this.decoder.decode(block, fields, MAX_HEADER_LIST_BYTES, neverIndexed, unchecked);
     } catch (err) {
       if (err instanceof HeaderListTooLargeError) {
         this.events.oversizedHeaders(this, streamId, this.headerEndStream, err.message);
@@ -547,7 +555,7 @@ export class H2Connection<S, C> {
       if (err instanceof HpackError) throw new H2ProtocolError(ERROR_CODE.COMPRESSION_ERROR, `stream ${streamId}: ${err.message}`);
       throw err;
     }
-    this.events.headers(this, streamId, fields, this.headerEndStream, neverIndexed.length > 0 ? neverIndexed.slice() : undefined);
+    this.events.headers(this, streamId, fields, this.headerEndStream, neverIndexed.length > 0 ? neverIndexed.slice() : undefined, unchecked);
   }
 
   private onSettings(flags: number, streamId: number, buf: Buffer, start: number, end: number): void {
