@@ -28,8 +28,8 @@ export class FrameWriter {
   private start = 0;
   /** Next free byte of `slab`. */
   end = 0;
-  /** Earlier segments waiting, in order, before slab[start, end). */
-  private parts: Buffer[] = [];
+  /** Earlier segments waiting, in order, before slab[start, end); emptied (not replaced) on flush. */
+  private readonly parts: Buffer[] = [];
   private isDirty = false;
 
   constructor(private readonly socket: Socket) {}
@@ -82,7 +82,7 @@ export class FrameWriter {
       for (let i = 0; i < parts.length; i++) this.socket.write(parts[i]!);
       this.socket.uncork();
     }
-    this.parts = [];
+    parts.length = 0;
   }
 
   private seal(): void {

@@ -114,6 +114,9 @@ export class HpackDecoder {
   private readonly slotMask: number;
   private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
   private cursor = 0;
+  /** Start and end (exclusive) of the block being decoded, in the buffer decodeRange was given. */
+  private start = 0;
+  private end = 0;
   private isBroken = false;
 
   /** maxTableSize: our SETTINGS_HEADER_TABLE_SIZE (default 4096); size updates above it are errors. */
@@ -152,13 +155,23 @@ export class HpackDecoder {
    * put into) a table entry that failed fieldProblem. Fields from entries that passed are left out.
    */
   decode(block: Buffer | Uint8Array, out: string[], maxListBytes: number = Infinity, neverIndexed?: number[], unchecked?: number[]): void {
+    const bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    this.decodeRange(bytes, 0, bytes.length, out, maxListBytes, neverIndexed, unchecked);
+  }
+
+  /**
+   * decode() of the block at bytes[start, end), so that a relay decodes in place from the buffer a
+   * frame arrived in (no view object per header block). Positions in `neverIndexed` and `unchecked`
+   * are positions in `out`.
+   */
+  decodeRange(bytes: Buffer, start: number, end: number, out: string[], maxListBytes: number, neverIndexed?: number[], unchecked?: number[]): void {
     if (this.isBroken) throw new HpackError('decoder unusable after an earlier malformed header block');
     this.isBroken = true;
-    const bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
-    const end = bytes.length;
+    this.start = start;
+    this.end = end;
     let listBytes = 0;
     let sawField = false;
-    this.cursor = 0;
+    this.cursor = start;
     while (this.cursor < end) {
       const first = bytes[this.cursor]!;
       let name: string;
@@ -208,29 +221,29 @@ export class HpackDecoder {
 
   /** RFC 7541 5.1; reads at this.cursor and advances it. */
   private readInteger(bytes: Buffer, prefixBits: number): number {
-    const end = bytes.length;
+    const end = this.end;
     const prefixMax = (1 << prefixBits) - 1;
     let value = bytes[this.cursor++]! & prefixMax;
     if (value < prefixMax) return value;
     for (let shift = 0; ; shift += 7) {
       if (this.cursor >= end) throw new HpackError('truncated integer at the end of the header block');
-      if (shift > MAX_INTEGER_SHIFT_BITS) throw new HpackError(`integer longer than 2^31 at octet ${this.cursor}`);
+      if (shift > MAX_INTEGER_SHIFT_BITS) throw new HpackError(`integer longer than 2^31 at octet ${this.cursor - this.start}`);
       const octet = bytes[this.cursor++]!;
       value += (octet & 0x7f) * 2 ** shift;
-      if (value > MAX_INTEGER) throw new HpackError(`integer larger than 2^31-1 at octet ${this.cursor - 1}`);
+      if (value > MAX_INTEGER) throw new HpackError(`integer larger than 2^31-1 at octet ${this.cursor - 1 - this.start}`);
       if ((octet & 0x80) === 0) return value;
     }
   }
 
   /** RFC 7541 5.2: a length-prefixed string, raw or Huffman-coded; reads at this.cursor. */
   private readString(bytes: Buffer): string {
-    if (this.cursor >= bytes.length) throw new HpackError('truncated header block: string expected');
+    if (this.cursor >= this.end) throw new HpackError('truncated header block: string expected');
     const isHuffman = (bytes[this.cursor]! & HUFFMAN_FLAG) !== 0;
     const length = this.readInteger(bytes, 7);
     const start = this.cursor;
     const stop = start + length;
-    if (stop > bytes.length) {
-      throw new HpackError(`truncated string: length ${length} but ${bytes.length - start} octets left`);
+    if (stop > this.end) {
+      throw new HpackError(`truncated string: length ${length} but ${this.end - start} octets left`);
     }
     this.cursor = stop;
     if (!isHuffman) return latin1Slice(bytes, start, stop);
