@@ -6,7 +6,7 @@
  * 1,000 req/s (also in interleaved rounds, beside a plain Node TCP pipe: the floor for any relay
  * written in Node), the share a 20 ms slower endpoint gets with peak-ewma, and the same figures
  * for HTTP/1.1 keep-alive clients (4 connections and 1). Asserts nothing. BENCH_ONLY=http1 runs only
- * the HTTP/1.1 part.
+ * the HTTP/1.1 part, BENCH_ONLY=latency only the interleaved rounds at the fixed rate.
  *
  * Run alone: npm run build && node --import tsx test/bench/proxy.bench.ts   (BENCH_REQUESTS=N to change the size)
  */
@@ -34,7 +34,10 @@ const SLOW_EXTRA_MS = 20;
 /** HTTP/1.1 client connections per run: several (spread over the backends) and one (every request on one). */
 const H1_CONNECTION_COUNTS = [4, 1];
 const H1_REQUESTS = 20_000;
-/** BENCH_ONLY=http1 runs only the HTTP/1.1 section (to compare a relay change before and after). */
+/**
+ * BENCH_ONLY=http1 runs only the HTTP/1.1 section (to compare a relay change before and after);
+ * BENCH_ONLY=latency only the latency rounds (to find where the tail at the fixed rate comes from).
+ */
 const ONLY = process.env.BENCH_ONLY;
 const LATENCY_ROUNDS = 5;
 const LATENCY_ROUND_SECONDS = 3;
@@ -133,6 +136,7 @@ interface LoadResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  p999Ms: number;
   ok: number;
   failed: number;
 }
@@ -154,7 +158,7 @@ function h2load(url: string, dataFile: string, requests: number, options: { stre
     .map((line) => Number(line.split('\t')[2]) / 1000)
     .sort((a, b) => a - b);
   rmSync(log, { force: true });
-  return { rps, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), ok: Number(okMatch?.[1] ?? 0), failed: Number(okMatch?.[2] ?? 0) };
+  return { rps, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), p999Ms: percentile(latencies, 99.9), ok: Number(okMatch?.[1] ?? 0), failed: Number(okMatch?.[2] ?? 0) };
 }
 
 /** An unmodified @grpc/grpc-js client: one channel, 50 calls in flight. */
@@ -182,7 +186,7 @@ async function grpcLoad(target: string, calls: number): Promise<LoadResult> {
   const seconds = (performance.now() - started) / 1000;
   client.close();
   latencies.sort((a, b) => a - b);
-  return { rps: latencies.length / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), ok: latencies.length, failed };
+  return { rps: latencies.length / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), p999Ms: percentile(latencies, 99.9), ok: latencies.length, failed };
 }
 
 // ---------------------------------------------------------------- the contenders
@@ -207,27 +211,47 @@ async function startNodePipe(port: number): Promise<Contender> {
 }
 
 /**
- * Added median latency at a fixed rate, measured in interleaved rounds (every contender once per
- * round) so that a noisy moment on a shared machine does not land on one contender only.
+ * Added latency at a fixed rate (median and p99 of each round, minus direct's in the same round),
+ * measured in interleaved rounds (every contender once per round) so that a noisy moment on a
+ * shared machine does not land on one contender only. Prints the median over rounds of each added
+ * figure, every round's, and meshlet's median added p99 as a multiple of HAProxy's (issue 13: at most 2).
  */
 async function latencyRounds(direct: Contender, ports: number[], dataFile: string): Promise<void> {
   const started = [await startMeshletContender(ports, 'round-robin'), await startHaproxy(ports), await startNodePipe(ports[0]!)];
   const contenders = [direct, ...started.filter((c): c is Contender => c !== undefined)];
-  const p50s = new Map<Contender, number[]>(contenders.map((c) => [c, []]));
+  const rounds = new Map<Contender, LoadResult[]>(contenders.map((c) => [c, []]));
   try {
     for (const c of contenders) h2load(c.url, dataFile, 1000, { streams: 1, rps: FIXED_RATE_RPS });
     for (let round = 0; round < LATENCY_ROUNDS; round++) {
-      for (const c of contenders) p50s.get(c)!.push(h2load(c.url, dataFile, FIXED_RATE_RPS * LATENCY_ROUND_SECONDS, { streams: 1, rps: FIXED_RATE_RPS }).p50Ms);
+      for (const c of contenders) rounds.get(c)!.push(h2load(c.url, dataFile, FIXED_RATE_RPS * LATENCY_ROUND_SECONDS, { streams: 1, rps: FIXED_RATE_RPS }));
     }
   } finally {
     for (const c of started) await c?.stop();
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  const directP50s = p50s.get(direct)!;
-  console.log(`median latency added over direct at a fixed ${FIXED_RATE_RPS} req/s, one stream, ${LATENCY_ROUNDS} interleaved rounds of ${LATENCY_ROUND_SECONDS} s (direct p50 ${median(directP50s).toFixed(3)} ms):`);
+  const directRounds = rounds.get(direct)!;
+  const added = (c: Contender, key: 'p50Ms' | 'p99Ms' | 'p999Ms') => rounds.get(c)!.map((r, i) => r[key] - directRounds[i]![key]);
+  const show = (values: number[]) => values.map((v) => v.toFixed(3)).join(' ');
+  console.log(
+    `latency added over direct at a fixed ${FIXED_RATE_RPS} req/s, one stream, ${LATENCY_ROUNDS} interleaved rounds of ${LATENCY_ROUND_SECONDS} s ` +
+      `(direct p50 ${median(directRounds.map((r) => r.p50Ms)).toFixed(3)} ms, p99 ${median(directRounds.map((r) => r.p99Ms)).toFixed(3)} ms); median of the rounds, then each round:`,
+  );
   for (const c of contenders.slice(1)) {
-    const added = p50s.get(c)!.map((p, i) => p - directP50s[i]!);
-    console.log(`  ${c.name.padEnd(26)} ${median(added).toFixed(3)} ms   (per round: ${added.map((a) => a.toFixed(3)).join(' ')})`);
+    const p50 = added(c, 'p50Ms');
+    const p99 = added(c, 'p99Ms');
+    const p999 = added(c, 'p999Ms');
+    console.log(`  ${c.name.padEnd(26)} +p50 ${median(p50).toFixed(3)} ms   +p99 ${median(p99).toFixed(3)} ms   +p99.9 ${median(p999).toFixed(3)} ms`);
+    console.log(`  ${''.padEnd(26)} +p50 per round ${show(p50)}; +p99 ${show(p99)}; +p99.9 ${show(p999)}`);
+  }
+  const meshlet = contenders.find((c) => c.name.startsWith('meshlet'));
+  const haproxy = contenders.find((c) => c.name.startsWith('haproxy'));
+  if (meshlet !== undefined && haproxy !== undefined) {
+    // A ratio of medians: per round, HAProxy's added p99 is often near zero or below (then a
+    // per-round ratio means nothing).
+    const m = median(added(meshlet, 'p99Ms'));
+    const h = median(added(haproxy, 'p99Ms'));
+    const ratio = h > 0 ? `${(m / h).toFixed(2)} times` : 'not a ratio (HAProxy added nothing at p99)';
+    console.log(`  meshlet's added p99 (median of rounds) against HAProxy's: ${m.toFixed(3)} / ${h.toFixed(3)} ms = ${ratio} (issue 13: at most 2)`);
   }
 }
 
@@ -259,6 +283,11 @@ async function main(): Promise<void> {
 
   if (ONLY === 'http1') {
     await http1Section(ready.h1Ports, dataFile, ask);
+    backends.kill('SIGKILL');
+    return;
+  }
+  if (ONLY === 'latency') {
+    await latencyRounds({ name: 'direct (1 backend)', url: `http://127.0.0.1:${ports[0]}`, stop: async () => undefined }, ports, dataFile);
     backends.kill('SIGKILL');
     return;
   }

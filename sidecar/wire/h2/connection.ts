@@ -78,8 +78,12 @@ export interface Writable {
 
 /** What happens on a connection's streams; one implementation per side of the relay. */
 export interface StreamEvents<S, C> {
-  /** `neverIndexed`: positions in `fields` the sender marked never-indexed, to forward as such. */
-  headers(conn: H2Connection<S, C>, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void;
+  /**
+   * `neverIndexed`: positions in `fields` the sender marked never-indexed, to forward as such.
+   * `unchecked`: positions whose content the fields.ts checks must judge (the decoder judged the
+   * rest when they entered its table); valid only during this call (the array is reused).
+   */
+  headers(conn: H2Connection<S, C>, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined, unchecked: readonly number[]): void;
   /** A header block on `streamId` was larger than MAX_HEADER_LIST_BYTES: only that stream fails. */
   oversizedHeaders(conn: H2Connection<S, C>, streamId: number, endStream: boolean, message: string): void;
   /** `flowBytes` counts padding too: the handler gives it back with credit() once forwarded. */
@@ -155,6 +159,8 @@ export class H2Connection<S, C> {
   private headerFrames = 0;
   /** Scratch for the decoder's never-indexed positions (almost always left empty). */
   private readonly neverIndexed: number[] = [];
+  /** Scratch for the positions of fields the checks must still judge (the decoder's `unchecked`). */
+  private readonly uncheckedFields: number[] = [];
   private closeError: Error | undefined = undefined;
   /** performance.now() when our unanswered PING went out, or 0. */
   private pingSentAt = 0;
@@ -463,7 +469,7 @@ export class H2Connection<S, C> {
       if (type !== FRAME.CONTINUATION || streamId !== this.headerStreamId) {
         throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `a header block on stream ${this.headerStreamId} was interrupted by another frame; only CONTINUATION frames of that stream may follow`);
       }
-      this.gatherHeaderBlock(buf.subarray(start, end), flags);
+      this.gatherHeaderBlock(buf, start, end, flags);
       return;
     }
     switch (type) {
@@ -532,23 +538,33 @@ export class H2Connection<S, C> {
     if (blockEnd < start) throw new H2ProtocolError(ERROR_CODE.PROTOCOL_ERROR, `HEADERS on stream ${streamId}: padding and priority longer than the frame`);
     this.headerEndStream = (flags & FLAG.END_STREAM) !== 0;
     this.headerStreamId = streamId;
-    this.gatherHeaderBlock(buf.subarray(start, blockEnd), flags);
+    this.gatherHeaderBlock(buf, start, blockEnd, flags);
   }
 
-  private gatherHeaderBlock(fragment: Buffer, flags: number): void {
+  /** A HEADERS or CONTINUATION fragment at buf[start, end); decoded in place when it is the whole block. */
+  private gatherHeaderBlock(buf: Buffer, start: number, end: number, flags: number): void {
     const streamId = this.headerStreamId;
-    let block = fragment;
+    let block = buf;
+    let blockStart = start;
+    let blockEnd = end;
     if ((flags & FLAG.END_HEADERS) === 0 || this.headerFrames > 0) {
-      this.headerBytes += fragment.length;
+      const length = end - start;
+      this.headerBytes += length;
       if (this.headerBytes > MAX_HEADER_BLOCK_BYTES) {
         throw new H2ProtocolError(ERROR_CODE.ENHANCE_YOUR_CALM, `a header block on stream ${streamId} larger than ${MAX_HEADER_BLOCK_BYTES} bytes`);
       }
       if (++this.headerFrames > MAX_CONTINUATION_FRAMES + 1) {
         throw new H2ProtocolError(ERROR_CODE.ENHANCE_YOUR_CALM, `a header block on stream ${streamId} in more than ${MAX_CONTINUATION_FRAMES} CONTINUATION frames`);
       }
-      if (fragment.length > 0) this.headerParts.push(Buffer.from(fragment));
+      if (length > 0) {
+        const part = Buffer.allocUnsafe(length);
+        buf.copy(part, 0, start, end);
+        this.headerParts.push(part);
+      }
       if ((flags & FLAG.END_HEADERS) === 0) return;
       block = this.headerParts.length === 1 ? this.headerParts[0]! : Buffer.concat(this.headerParts);
+      blockStart = 0;
+      blockEnd = block.length;
       this.headerParts = [];
       this.headerBytes = 0;
       this.headerFrames = 0;
@@ -557,8 +573,10 @@ export class H2Connection<S, C> {
     const fields: string[] = [];
     const neverIndexed = this.neverIndexed;
     neverIndexed.length = 0;
+    const unchecked = this.uncheckedFields;
+    unchecked.length = 0;
     try {
-      this.decoder.decode(block, fields, MAX_HEADER_LIST_BYTES, neverIndexed);
+      this.decoder.decodeRange(block, blockStart, blockEnd, fields, MAX_HEADER_LIST_BYTES, neverIndexed, unchecked);
     } catch (err) {
       if (err instanceof HeaderListTooLargeError) {
         this.events.oversizedHeaders(this, streamId, this.headerEndStream, err.message);
@@ -567,7 +585,7 @@ export class H2Connection<S, C> {
       if (err instanceof HpackError) throw new H2ProtocolError(ERROR_CODE.COMPRESSION_ERROR, `stream ${streamId}: ${err.message}`);
       throw err;
     }
-    this.events.headers(this, streamId, fields, this.headerEndStream, neverIndexed.length > 0 ? neverIndexed.slice() : undefined);
+    this.events.headers(this, streamId, fields, this.headerEndStream, neverIndexed.length > 0 ? neverIndexed.slice() : undefined, unchecked);
   }
 
   private onSettings(flags: number, streamId: number, buf: Buffer, start: number, end: number): void {

@@ -3,6 +3,13 @@
  * malformed and must never be forwarded. Each check returns what was wrong, or undefined.
  * `fields` is the flat [name, value, name, value, ...] list the HPACK decoder produces; the checks
  * walk it once with char codes and allocate nothing unless a field is bad.
+ *
+ * What a field may hold (fieldProblem) depends on the field alone, so the HPACK decoder judges each
+ * entry of its tables once, when the entry is made, and reports per header block only the fields
+ * whose content still needs judging: `unchecked`, the positions (of names, ascending) in `fields`
+ * of the literals and of table entries that failed. The checks below judge the content of exactly
+ * those (of every field when `unchecked` is not given), and the names, order and count of
+ * pseudo-headers (which depend on the whole block) every time.
  */
 
 /** Request pseudo-header fields (RFC 9113 8.3.1), as a bit each so duplicates are seen cheaply. */
@@ -70,6 +77,15 @@ function valueProblem(name: string, value: string): string | undefined {
   return undefined;
 }
 
+/**
+ * What one field may hold, wherever it appears: a pseudo-header's value (its name is judged in
+ * context), or a regular field's name and value (RFC 9113 8.2.1-8.2.2). The HPACK decoder calls
+ * this once per table entry.
+ */
+export function fieldProblem(name: string, value: string): string | undefined {
+  return name.charCodeAt(0) === 0x3a ? valueProblem(name, value) : regularFieldProblem(name, value);
+}
+
 /** Problems shared by every regular (non-pseudo) field of requests, responses and trailers. */
 function regularFieldProblem(name: string, value: string): string | undefined {
   const problem = nameProblem(name) ?? valueProblem(name, value);
@@ -80,28 +96,38 @@ function regularFieldProblem(name: string, value: string): string | undefined {
 }
 
 /** A request's header fields (RFC 9113 8.3.1). */
-export function requestProblem(fields: readonly string[]): string | undefined {
+export function requestProblem(fields: readonly string[], unchecked?: readonly number[]): string | undefined {
   let seen = 0;
   let sawRegular = false;
   let isConnect = false;
+  let nextUnchecked = 0;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1]!;
+    let mustCheck = true;
+    if (unchecked !== undefined) {
+      mustCheck = nextUnchecked < unchecked.length && unchecked[nextUnchecked] === i;
+      if (mustCheck) nextUnchecked++;
+    }
     if (name.charCodeAt(0) === 0x3a) {
       const bit = requestPseudoBit(name);
       if (bit === 0) return `pseudo-header ${JSON.stringify(name)} is not allowed in a request; allowed: :method, :scheme, :authority, :path`;
       if (sawRegular) return `pseudo-header ${name} after a regular field; pseudo-headers come first (RFC 9113 8.3)`;
       if ((seen & bit) !== 0) return `pseudo-header ${name} given twice; each may appear once (RFC 9113 8.3)`;
       seen |= bit;
-      const problem = valueProblem(name, value);
-      if (problem !== undefined) return problem;
+      if (mustCheck) {
+        const problem = valueProblem(name, value);
+        if (problem !== undefined) return problem;
+      }
       if (bit === METHOD_BIT) isConnect = value === 'CONNECT';
       else if (bit === PATH_BIT && value === '') return 'pseudo-header :path is empty; it must hold a path (RFC 9113 8.3.1)';
       continue;
     }
     sawRegular = true;
-    const problem = regularFieldProblem(name, value);
-    if (problem !== undefined) return problem;
+    if (mustCheck) {
+      const problem = regularFieldProblem(name, value);
+      if (problem !== undefined) return problem;
+    }
   }
   if ((seen & METHOD_BIT) === 0) return 'pseudo-header :method is missing (RFC 9113 8.3.1)';
   if (isConnect) {
@@ -124,11 +150,17 @@ function isStatusCode(value: string): boolean {
 }
 
 /** A response's header fields, interim (1xx) or final (RFC 9113 8.3.2). */
-export function responseProblem(fields: readonly string[]): string | undefined {
+export function responseProblem(fields: readonly string[], unchecked?: readonly number[]): string | undefined {
   let sawStatus = false;
+  let nextUnchecked = 0;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1]!;
+    let mustCheck = true;
+    if (unchecked !== undefined) {
+      mustCheck = nextUnchecked < unchecked.length && unchecked[nextUnchecked] === i;
+      if (mustCheck) nextUnchecked++;
+    }
     if (name.charCodeAt(0) === 0x3a) {
       if (name !== ':status') return `pseudo-header ${JSON.stringify(name)} is not allowed in a response; allowed: :status`;
       if (i !== 0) return 'pseudo-header :status after another field; it comes first (RFC 9113 8.3)';
@@ -137,6 +169,7 @@ export function responseProblem(fields: readonly string[]): string | undefined {
       if (!isStatusCode(value)) return `:status "${value}" is not valid; allowed: a three-digit status code 100-599`;
       continue;
     }
+    if (!mustCheck) continue;
     const problem = regularFieldProblem(name, value);
     if (problem !== undefined) return problem;
   }
@@ -144,10 +177,17 @@ export function responseProblem(fields: readonly string[]): string | undefined {
 }
 
 /** Trailers of a request or response: regular fields only (RFC 9113 8.1). */
-export function trailersProblem(fields: readonly string[]): string | undefined {
+export function trailersProblem(fields: readonly string[], unchecked?: readonly number[]): string | undefined {
+  let nextUnchecked = 0;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
+    let mustCheck = true;
+    if (unchecked !== undefined) {
+      mustCheck = nextUnchecked < unchecked.length && unchecked[nextUnchecked] === i;
+      if (mustCheck) nextUnchecked++;
+    }
     if (name.charCodeAt(0) === 0x3a) return `pseudo-header ${name} in trailers; trailers carry regular fields only (RFC 9113 8.1)`;
+    if (!mustCheck) continue;
     const problem = regularFieldProblem(name, fields[i + 1]!);
     if (problem !== undefined) return problem;
   }

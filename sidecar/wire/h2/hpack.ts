@@ -5,8 +5,12 @@
  * Both sit on the path of every proxied request, so they work on octets with integer loops: strings are
  * latin1 (one char per octet, any octet round-trips), Huffman decodes into one reused scratch buffer,
  * and the dynamic table is a ring of parallel name/value arrays (no object per entry).
+ *
+ * The decoder also judges each table entry once with fieldProblem (RFC 9113 8.2), so that the
+ * per-request checks need to judge only literals and the entries that failed (`unchecked`).
  */
 import { MeshletError } from '../../../src/common/errors.js';
+import { fieldProblem } from './fields.js';
 import {
   decodeHuffman,
   describeHuffmanError,
@@ -72,6 +76,8 @@ const STATIC_COUNT = STATIC_TABLE.length;
 /** Index 0 is unused so HPACK indexes apply directly. */
 const STATIC_NAMES: readonly string[] = ['', ...STATIC_TABLE.map(([name]) => name)];
 const STATIC_VALUES: readonly string[] = ['', ...STATIC_TABLE.map(([, value]) => value)];
+/** 1 where the static entry passes fieldProblem (all but transfer-encoding, which HTTP/2 forbids). */
+const STATIC_IS_CLEAN = Uint8Array.from(STATIC_NAMES, (name, i) => (i > 0 && fieldProblem(name, STATIC_VALUES[i]!) === undefined ? 1 : 0));
 /** Name -> its lowest static index; entries sharing a name are adjacent, so full matches scan from there. */
 const STATIC_NAME_INDEX: ReadonlyMap<string, number> = (() => {
   const index = new Map<string, number>();
@@ -103,9 +109,14 @@ export class HpackDecoder {
   /** Ring of parallel arrays; the length is a power of two so wrapping is a mask, not a division. */
   private readonly names: string[];
   private readonly values: string[];
+  /** 1 where the entry passed fieldProblem when it was inserted. */
+  private readonly isClean: Uint8Array;
   private readonly slotMask: number;
   private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
   private cursor = 0;
+  /** Start and end (exclusive) of the block being decoded, in the buffer decodeRange was given. */
+  private start = 0;
+  private end = 0;
   private isBroken = false;
 
   /** maxTableSize: our SETTINGS_HEADER_TABLE_SIZE (default 4096); size updates above it are errors. */
@@ -117,6 +128,7 @@ export class HpackDecoder {
     this.slotMask = capacity - 1;
     this.names = new Array<string>(capacity).fill('');
     this.values = new Array<string>(capacity).fill('');
+    this.isClean = new Uint8Array(capacity);
   }
 
   /** Octets the dynamic table holds now (RFC 7541 4.1 accounting). */
@@ -138,15 +150,28 @@ export class HpackDecoder {
    * dynamic table stays in sync and the connection can survive by refusing just that stream.
    * `neverIndexed`, when given, receives the position in `out` (of the name) of every field the
    * sender marked never-indexed, which a relay must forward with the same marking (RFC 7541 6.2.3).
+   * `unchecked`, when given, receives the position in `out` of every field whose content the
+   * fields.ts checks must still judge: literals without indexing, and fields taken from (or just
+   * put into) a table entry that failed fieldProblem. Fields from entries that passed are left out.
    */
-  decode(block: Buffer | Uint8Array, out: string[], maxListBytes: number = Infinity, neverIndexed?: number[]): void {
+  decode(block: Buffer | Uint8Array, out: string[], maxListBytes: number = Infinity, neverIndexed?: number[], unchecked?: number[]): void {
+    const bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    this.decodeRange(bytes, 0, bytes.length, out, maxListBytes, neverIndexed, unchecked);
+  }
+
+  /**
+   * decode() of the block at bytes[start, end), so that a relay decodes in place from the buffer a
+   * frame arrived in (no view object per header block). Positions in `neverIndexed` and `unchecked`
+   * are positions in `out`.
+   */
+  decodeRange(bytes: Buffer, start: number, end: number, out: string[], maxListBytes: number, neverIndexed?: number[], unchecked?: number[]): void {
     if (this.isBroken) throw new HpackError('decoder unusable after an earlier malformed header block');
     this.isBroken = true;
-    const bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
-    const end = bytes.length;
+    this.start = start;
+    this.end = end;
     let listBytes = 0;
     let sawField = false;
-    this.cursor = 0;
+    this.cursor = start;
     while (this.cursor < end) {
       const first = bytes[this.cursor]!;
       let name: string;
@@ -157,15 +182,19 @@ export class HpackDecoder {
         if (index <= STATIC_COUNT) {
           name = STATIC_NAMES[index]!;
           value = STATIC_VALUES[index]!;
+          if (STATIC_IS_CLEAN[index] === 0) unchecked?.push(out.length);
         } else {
           const slot = this.slotOf(index);
           name = this.names[slot]!;
           value = this.values[slot]!;
+          if (this.isClean[slot] === 0) unchecked?.push(out.length);
         }
       } else if ((first & LITERAL_WITH_INDEXING) !== 0) {
         name = this.readLiteralName(bytes, 6);
         value = this.readString(bytes);
-        this.insert(name, value);
+        const isClean = fieldProblem(name, value) === undefined;
+        if (!isClean) unchecked?.push(out.length);
+        this.insert(name, value, isClean);
       } else if ((first & TABLE_SIZE_UPDATE) !== 0) {
         if (sawField) throw new HpackError('dynamic table size update after a header field');
         this.updateMaxSize(this.readInteger(bytes, 5));
@@ -173,6 +202,7 @@ export class HpackDecoder {
       } else {
         // Without indexing (0000) and never indexed (0001): the latter is reported by position.
         if ((first & NEVER_INDEXED) !== 0 && neverIndexed !== undefined) neverIndexed.push(out.length);
+        unchecked?.push(out.length);
         name = this.readLiteralName(bytes, 4);
         value = this.readString(bytes);
       }
@@ -191,29 +221,29 @@ export class HpackDecoder {
 
   /** RFC 7541 5.1; reads at this.cursor and advances it. */
   private readInteger(bytes: Buffer, prefixBits: number): number {
-    const end = bytes.length;
+    const end = this.end;
     const prefixMax = (1 << prefixBits) - 1;
     let value = bytes[this.cursor++]! & prefixMax;
     if (value < prefixMax) return value;
     for (let shift = 0; ; shift += 7) {
       if (this.cursor >= end) throw new HpackError('truncated integer at the end of the header block');
-      if (shift > MAX_INTEGER_SHIFT_BITS) throw new HpackError(`integer longer than 2^31 at octet ${this.cursor}`);
+      if (shift > MAX_INTEGER_SHIFT_BITS) throw new HpackError(`integer longer than 2^31 at octet ${this.cursor - this.start}`);
       const octet = bytes[this.cursor++]!;
       value += (octet & 0x7f) * 2 ** shift;
-      if (value > MAX_INTEGER) throw new HpackError(`integer larger than 2^31-1 at octet ${this.cursor - 1}`);
+      if (value > MAX_INTEGER) throw new HpackError(`integer larger than 2^31-1 at octet ${this.cursor - 1 - this.start}`);
       if ((octet & 0x80) === 0) return value;
     }
   }
 
   /** RFC 7541 5.2: a length-prefixed string, raw or Huffman-coded; reads at this.cursor. */
   private readString(bytes: Buffer): string {
-    if (this.cursor >= bytes.length) throw new HpackError('truncated header block: string expected');
+    if (this.cursor >= this.end) throw new HpackError('truncated header block: string expected');
     const isHuffman = (bytes[this.cursor]! & HUFFMAN_FLAG) !== 0;
     const length = this.readInteger(bytes, 7);
     const start = this.cursor;
     const stop = start + length;
-    if (stop > bytes.length) {
-      throw new HpackError(`truncated string: length ${length} but ${bytes.length - start} octets left`);
+    if (stop > this.end) {
+      throw new HpackError(`truncated string: length ${length} but ${this.end - start} octets left`);
     }
     this.cursor = stop;
     if (!isHuffman) return latin1Slice(bytes, start, stop);
@@ -246,7 +276,7 @@ export class HpackDecoder {
   }
 
   /** RFC 7541 4.4: evict from the oldest end; an entry larger than the table empties it and is dropped. */
-  private insert(name: string, value: string): void {
+  private insert(name: string, value: string, isClean: boolean): void {
     const entrySize = name.length + value.length + ENTRY_OVERHEAD_BYTES;
     if (entrySize > this.currentMaxSize) {
       this.evictUntilFits(this.currentMaxSize);
@@ -256,6 +286,7 @@ export class HpackDecoder {
     this.newest = (this.newest - 1) & this.slotMask;
     this.names[this.newest] = name;
     this.values[this.newest] = value;
+    this.isClean[this.newest] = isClean ? 1 : 0;
     this.count++;
     this.size += entrySize;
   }
