@@ -401,10 +401,10 @@ function onDeadline(ex: Exchange): void {
 class AppSide implements StreamEvents<Exchange, ConnectionContext> {
   constructor(private readonly relay: Http2Relay) {}
 
-  headers(conn: AppConnection, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void {
+  headers(conn: AppConnection, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined, unchecked: readonly number[]): void {
     const ex = conn.streams.get(streamId);
     if (ex !== undefined) {
-      const problem = !endStream || ex.req.endReceived ? 'a second header block that does not end the stream' : trailersProblem(fields);
+      const problem = !endStream || ex.req.endReceived ? 'a second header block that does not end the stream' : trailersProblem(fields, unchecked);
       if (problem !== undefined) {
         this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: problem }, 'app request trailers malformed: stream reset');
         ex.cancel();
@@ -425,7 +425,7 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
       conn.writeReset(streamId, ERROR_CODE.REFUSED_STREAM);
       return;
     }
-    const problem = requestProblem(fields);
+    const problem = requestProblem(fields, unchecked);
     if (problem !== undefined) {
       // Malformed (RFC 9113 8.1.1): never forwarded; the stream can still answer, so a 400 says why.
       this.relay.deps.log.debug({ connId: conn.context.connId, streamId, error: problem }, 'app request malformed: answered 400');
@@ -528,12 +528,12 @@ class AppSide implements StreamEvents<Exchange, ConnectionContext> {
 class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
   constructor(private readonly relay: Http2Relay) {}
 
-  headers(conn: Upstream, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined): void {
+  headers(conn: Upstream, streamId: number, fields: string[], endStream: boolean, neverIndexed: number[] | undefined, unchecked: readonly number[]): void {
     const ex = conn.streams.get(streamId);
     if (ex === undefined) return;
     const res = ex.res;
     if (ex.respondedAt === 0) {
-      const problem = responseProblem(fields);
+      const problem = responseProblem(fields, unchecked);
       if (problem !== undefined) {
         ex.malformedResponse(problem);
         return;
@@ -566,7 +566,7 @@ class UpstreamSide implements StreamEvents<Exchange, UpstreamLink> {
       ex.upstreamReset(ERROR_CODE.PROTOCOL_ERROR);
       return;
     }
-    const problem = trailersProblem(fields);
+    const problem = trailersProblem(fields, unchecked);
     if (problem !== undefined) {
       ex.malformedResponse(problem);
       return;
