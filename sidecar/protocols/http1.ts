@@ -139,10 +139,10 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     conn.begin(this, this.head.method);
     const socket = conn.socket;
     const app = this.app;
-    // Corked until the read being parsed (or the left-over input fed below) is done: the head and
-    // the body that came with it go out in one write, and a body found malformed in that read
-    // destroys the connection before any of it left.
-    const isOwnCork = app.corked === undefined;
+    // With a body, corked until the read being parsed (or the left-over input fed below) is done:
+    // the head and the body that came with it go out in one write, and a body found malformed in
+    // that read destroys the connection before any of it left. A head alone is one write anyway.
+    const isOwnCork = app.corked === undefined && hasRequestBody(this.head);
     if (isOwnCork) {
       socket.cork();
       app.corked = socket;

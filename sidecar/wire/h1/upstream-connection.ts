@@ -35,6 +35,8 @@ export class H1UpstreamConnection implements H1ParserEvents {
   keepAlive = true;
   /** Whether the socket is gone. */
   closed = false;
+  /** When it last went back to its pool idle. */
+  idleSince = 0;
   private lastError: NodeJS.ErrnoException | undefined = undefined;
 
   constructor(
