@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Endpoint } from '../discovery/endpoint-set.js';
-import { H1UpstreamConnection, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
+import { H1UpstreamConnection, upstreamReadOptions, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
 import { UpstreamConnectError } from './connect-error.js';
 
 /** Idle kept-alive connections kept per endpoint; more are closed when their request ends. */
@@ -96,7 +96,10 @@ export class H1Pool implements UpstreamOwner {
     this.open++;
     const { host, port, key } = this.endpoint;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, noDelay: true, timeout: this.connectTimeoutMs });
+      // Reads go straight to the connection, which exists before any byte can arrive.
+      let conn: H1UpstreamConnection | undefined;
+      const onread = upstreamReadOptions((chunk) => conn!.onRead(chunk));
+      const socket = net.connect({ host, port, noDelay: true, timeout: this.connectTimeoutMs, onread });
       const onError = (err: Error) => {
         socket.destroy();
         this.open--;
@@ -112,7 +115,7 @@ export class H1Pool implements UpstreamOwner {
         socket.off('timeout', onTimeout);
         // The connect timeout ends here: an idle connection is closed by the pool's sweep.
         socket.setTimeout(0);
-        const conn = new H1UpstreamConnection(socket, this);
+        conn = new H1UpstreamConnection(socket, this);
         if (this.closed) {
           conn.destroy();
           reject(new UpstreamConnectError(key, new Error('endpoint removed')));
