@@ -84,8 +84,14 @@ export class H1UpstreamConnection implements H1ParserEvents {
   finish(reusable: boolean): void {
     this.user = undefined;
     this.reused = true;
-    if (reusable && this.keepAlive && !this.closed && this.parser.isIdle) this.owner.release(this);
-    else this.destroy();
+    if (reusable && this.keepAlive && !this.closed && this.parser.isIdle) {
+      // Reading may have been paused for a slow app as the response's last bytes went out: an idle
+      // connection reads again (to see the endpoint close it, and the next response).
+      if (this.socket.isPaused()) this.socket.resume();
+      this.owner.release(this);
+    } else {
+      this.destroy();
+    }
   }
 
   destroy(): void {
