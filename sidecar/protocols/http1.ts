@@ -139,10 +139,10 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     conn.begin(this, this.head.method);
     const socket = conn.socket;
     const app = this.app;
-    // Corked until the read being parsed (or the left-over input fed below) is done: the head and
-    // the body that came with it go out in one write, and a body found malformed in that read
-    // destroys the connection before any of it left.
-    const isOwnCork = app.corked === undefined;
+    // With a body, corked until the read being parsed (or the left-over input fed below) is done:
+    // the head and the body that came with it go out in one write, and a body found malformed in
+    // that read destroys the connection before any of it left. A head alone is one write anyway.
+    const isOwnCork = app.corked === undefined && hasRequestBody(this.head);
     if (isOwnCork) {
       socket.cork();
       app.corked = socket;
@@ -277,7 +277,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     const consumed = parser.execute(chunk);
     // A head whose body did not come in the same read goes out on its own.
     if (this.pendingHead !== undefined) this.flushHead();
-    if (this.downStage.length > 0 && !this.done && !writeStaged(this.app.socket, this.downStage)) conn.socket.pause();
+    if (this.downStage.length > 0 && !this.done && !writeStaged(this.app.socket, this.downStage, true)) conn.socket.pause();
     if (consumed < chunk.length && !parser.isDone) conn.destroy();
   }
 
@@ -360,7 +360,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
       this.downStage.push(data);
       return;
     }
-    if (!writeBody(this.app.socket, data, false)) this.conn?.socket.pause();
+    if (!writeBody(this.app.socket, copyOfRead(data), false)) this.conn?.socket.pause();
   }
 
   onResponseEnd(trailers: string[] | undefined): void {
@@ -369,7 +369,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     const app = this.app;
     if (this.pendingHead !== undefined) this.flushHead();
     if (this.out === OUT.chunked) {
-      if (this.downStage.length > 0) writeStaged(app.socket, this.downStage);
+      if (this.downStage.length > 0) writeStaged(app.socket, this.downStage, true);
       app.socket.write(serializeLastChunk(trailers), 'latin1');
     }
     this.settle(isEndpointFailure(this.status, '') ? OUTCOME.failure : OUTCOME.success);
@@ -394,13 +394,23 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
 }
 
 /**
- * Writes the staged pieces of one read as one chunk (one copy when there are several) and empties
- * the stage: at most three writes per read, however finely the sender chunked it.
+ * Writes the staged pieces of one read as one chunk (one copy when there are several, or when they
+ * are views of the shared upstream read buffer) and empties the stage: at most three writes per
+ * read, however finely the sender chunked it.
  */
-function writeStaged(socket: Socket, stage: Buffer[]): boolean {
-  const data = stage.length === 1 ? stage[0]! : Buffer.concat(stage);
+function writeStaged(socket: Socket, stage: Buffer[], isBorrowed = false): boolean {
+  const data = stage.length === 1 && !isBorrowed ? stage[0]! : Buffer.concat(stage);
   stage.length = 0;
   return writeBody(socket, data, true);
+}
+
+/**
+ * A copy of response bytes read from an endpoint (a view of the read buffer every upstream
+ * connection shares, sidecar/wire/h1/upstream-connection.ts), for a write that may keep it queued
+ * past the read.
+ */
+function copyOfRead(data: Buffer): Buffer {
+  return Buffer.from(data);
 }
 
 /** Writes body bytes, framed as a chunk when `chunked`; false when the socket is backed up. */

@@ -1,12 +1,17 @@
 import net from 'node:net';
 import type { Endpoint } from '../discovery/endpoint-set.js';
-import { H1UpstreamConnection, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
+import { H1UpstreamConnection, upstreamReadOptions, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
 import { UpstreamConnectError } from './connect-error.js';
 
 /** Idle kept-alive connections kept per endpoint; more are closed when their request ends. */
 const MAX_IDLE_CONNECTIONS = 64;
-/** An idle pooled connection is closed after this long with no traffic. */
+/** An idle pooled connection is closed after it has been idle this long... */
 export const H1_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * ...checked this often by one sweep per pool, rather than a socket timeout: a socket timeout is
+ * re-armed on every read and write, that is several timer updates per request.
+ */
+const IDLE_SWEEP_INTERVAL_MS = 5_000;
 
 interface Waiter {
   resolve(conn: H1UpstreamConnection): void;
@@ -23,6 +28,7 @@ export class H1Pool implements UpstreamOwner {
   private readonly waiters: Waiter[] = [];
   private open = 0;
   private closed = false;
+  private sweep: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -53,7 +59,22 @@ export class H1Pool implements UpstreamOwner {
       conn.destroy();
       return;
     }
+    conn.idleSince = performance.now();
     this.idle.push(conn);
+    this.sweep ??= setInterval(() => this.closeIdle(), IDLE_SWEEP_INTERVAL_MS).unref();
+  }
+
+  /** Closes the connections idle for H1_IDLE_TIMEOUT_MS or more: the oldest are first in the list. */
+  private closeIdle(): void {
+    const now = performance.now();
+    const idle = this.idle;
+    while (idle.length > 0 && now - idle[0]!.idleSince >= H1_IDLE_TIMEOUT_MS) idle.shift()!.destroy();
+    if (idle.length === 0) this.stopSweep();
+  }
+
+  private stopSweep(): void {
+    clearInterval(this.sweep);
+    this.sweep = undefined;
   }
 
   forget(conn: H1UpstreamConnection): void {
@@ -66,6 +87,7 @@ export class H1Pool implements UpstreamOwner {
 
   close(): void {
     this.closed = true;
+    this.stopSweep();
     for (const conn of this.idle.splice(0)) conn.destroy();
     for (const waiter of this.waiters.splice(0)) waiter.reject(new UpstreamConnectError(this.endpoint.key, new Error('endpoint removed')));
   }
@@ -74,7 +96,10 @@ export class H1Pool implements UpstreamOwner {
     this.open++;
     const { host, port, key } = this.endpoint;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, noDelay: true, timeout: this.connectTimeoutMs });
+      // Reads go straight to the connection, which exists before any byte can arrive.
+      let conn: H1UpstreamConnection | undefined;
+      const onread = upstreamReadOptions((chunk) => conn!.onRead(chunk));
+      const socket = net.connect({ host, port, noDelay: true, timeout: this.connectTimeoutMs, onread });
       const onError = (err: Error) => {
         socket.destroy();
         this.open--;
@@ -88,12 +113,9 @@ export class H1Pool implements UpstreamOwner {
       socket.once('connect', () => {
         socket.off('error', onError);
         socket.off('timeout', onTimeout);
-        // From now on the timeout is the idle one: only an idle connection is closed by it.
-        socket.setTimeout(H1_IDLE_TIMEOUT_MS);
-        const conn = new H1UpstreamConnection(socket, this);
-        socket.on('timeout', () => {
-          if (conn.user === undefined) conn.destroy();
-        });
+        // The connect timeout ends here: an idle connection is closed by the pool's sweep.
+        socket.setTimeout(0);
+        conn = new H1UpstreamConnection(socket, this);
         if (this.closed) {
           conn.destroy();
           reject(new UpstreamConnectError(key, new Error('endpoint removed')));

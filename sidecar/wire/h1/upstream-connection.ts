@@ -1,12 +1,36 @@
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { H1Parser, type H1Head, type H1ParserEvents } from './parser.js';
+
+/** The most one read from an endpoint takes (as Node's own reads). */
+const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * Every upstream connection reads into this one buffer: a read is parsed and relayed before the
+ * next one lands, so no buffer is allocated per read and Node's stream machinery is skipped. Nothing
+ * may keep a view of a read after it was handled: body bytes written on without a copy are copied
+ * first (sidecar/protocols/http1.ts).
+ */
+const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+
+/** The `onread` option of net.connect for an upstream socket: each read goes to `onRead` as a view of the shared buffer. */
+export function upstreamReadOptions(onRead: (chunk: Buffer) => void): OnReadOpts {
+  return {
+    buffer: readBuffer,
+    callback: (bytes: number) => {
+      onRead(readBuffer.subarray(0, bytes));
+      return true;
+    },
+  };
+}
 
 /** The request currently using an upstream connection: it gets the response as it is parsed. */
 export interface UpstreamUser {
   onResponseHead(head: H1Head): void;
   onResponseBody(data: Buffer): void;
   onResponseEnd(trailers: string[] | undefined): void;
-  /** Bytes arrived: the user parses them (so it can batch its writes to the app around the parse). */
+  /**
+   * Bytes arrived: the user parses them (so it can batch its writes to the app around the parse).
+   * `chunk` is a view of the shared read buffer, valid until this returns.
+   */
   onUpstreamData(conn: H1UpstreamConnection, chunk: Buffer): void;
   /** The connection failed or closed before the response was complete. */
   onUpstreamFailed(conn: H1UpstreamConnection, reason: string, code: string | undefined): void;
@@ -35,6 +59,8 @@ export class H1UpstreamConnection implements H1ParserEvents {
   keepAlive = true;
   /** Whether the socket is gone. */
   closed = false;
+  /** When it last went back to its pool idle. */
+  idleSince = 0;
   private lastError: NodeJS.ErrnoException | undefined = undefined;
 
   constructor(
@@ -42,7 +68,6 @@ export class H1UpstreamConnection implements H1ParserEvents {
     readonly owner: UpstreamOwner,
   ) {
     this.parser = new H1Parser('response', this);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.user?.onUpstreamDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => (this.lastError = err));
     socket.on('close', () => this.onClose());
@@ -59,8 +84,14 @@ export class H1UpstreamConnection implements H1ParserEvents {
   finish(reusable: boolean): void {
     this.user = undefined;
     this.reused = true;
-    if (reusable && this.keepAlive && !this.closed && this.parser.isIdle) this.owner.release(this);
-    else this.destroy();
+    if (reusable && this.keepAlive && !this.closed && this.parser.isIdle) {
+      // Reading may have been paused for a slow app as the response's last bytes went out: an idle
+      // connection reads again (to see the endpoint close it, and the next response).
+      if (this.socket.isPaused()) this.socket.resume();
+      this.owner.release(this);
+    } else {
+      this.destroy();
+    }
   }
 
   destroy(): void {
@@ -90,7 +121,8 @@ export class H1UpstreamConnection implements H1ParserEvents {
     user?.onUpstreamFailed(this, `malformed response: ${reason}`, 'MESHLET_MALFORMED_RESPONSE');
   }
 
-  private onData(chunk: Buffer): void {
+  /** A read from the socket (opened with upstreamReadOptions): a view valid until this returns. */
+  onRead(chunk: Buffer): void {
     const user = this.user;
     if (user === undefined) {
       // Bytes nobody asked for (a response to no request): the connection cannot be trusted.
