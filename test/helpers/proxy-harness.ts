@@ -42,6 +42,17 @@ export class TestSource implements EndpointSource {
   async close(): Promise<void> {}
 }
 
+/** A source whose target breaks the balancer it is given to: route lookup rejects (a bug's stand-in). */
+export class BrokenTargetSource extends TestSource {
+  override async resolve(hint: TargetHint): Promise<Target | undefined> {
+    this.resolved.push(hint);
+    const refuse = () => {
+      throw new Error('subscription refused');
+    };
+    return new Proxy(this.target, { get: (target, key) => (key === 'subscribe' ? refuse : Reflect.get(target, key, target)) });
+  }
+}
+
 /** A standalone proxy on loopback with ephemeral ports, fed by `source`. */
 export async function startTestProxy(
   source: EndpointSource,

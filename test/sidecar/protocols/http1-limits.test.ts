@@ -2,12 +2,11 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import type { Target, TargetHint } from '../../../sidecar/discovery/source.js';
 import { exchangeRaw, request, startHttpBackend } from '../../helpers/http1-kit.js';
 import { parseProxyConfig } from '../../../sidecar/config.js';
 import { startProxy } from '../../../sidecar/main.js';
 import { captureLogs } from '../../helpers/log-capture.js';
-import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
+import { BrokenTargetSource, TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 const HEADER_TIMEOUT_MS = 600;
 const IDLE_TIMEOUT_MS = 400;
@@ -202,17 +201,6 @@ for (const { target, message } of badTargets) {
     t.equal(backend.requests, 0, 'nothing reached the endpoint');
     t.match(reply, message);
   });
-}
-
-/** A source whose target breaks the balancer it is given to: route lookup rejects. */
-class BrokenTargetSource extends TestSource {
-  override async resolve(hint: TargetHint): Promise<Target | undefined> {
-    this.resolved.push(hint);
-    const refuse = () => {
-      throw new Error('subscription refused');
-    };
-    return new Proxy(this.target, { get: (target, key) => (key === 'subscribe' ? refuse : Reflect.get(target, key, target)) });
-  }
 }
 
 t.test('when route lookup fails, a request and an Upgrade are answered 502, not left hanging', async (t) => {

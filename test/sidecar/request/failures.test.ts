@@ -9,25 +9,13 @@ import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
-import type { Target, TargetHint } from '../../../sidecar/discovery/source.js';
 import { FAILURE, FAILURES, type FailureKind } from '../../../sidecar/request/failures.js';
 import { parseProxyConfig } from '../../../sidecar/config.js';
 import { startProxy, type RunningProxy } from '../../../sidecar/main.js';
 import { createEchoClient, unaryCall } from '../../helpers/grpc-echo.js';
 import { exchangeRaw, request, startHttpBackend } from '../../helpers/http1-kit.js';
 import { captureLogs } from '../../helpers/log-capture.js';
-import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
-
-/** A source whose target breaks the balancer it is given to: route lookup rejects. */
-class BrokenTargetSource extends TestSource {
-  override async resolve(hint: TargetHint): Promise<Target | undefined> {
-    this.resolved.push(hint);
-    const refuse = () => {
-      throw new Error('subscription refused');
-    };
-    return new Proxy(this.target, { get: (target, key) => (key === 'subscribe' ? refuse : Reflect.get(target, key, target)) });
-  }
-}
+import { BrokenTargetSource, TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 /** A loopback port with nothing listening on it (bound, then closed). */
 async function deadAddress(): Promise<string> {
