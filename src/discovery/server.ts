@@ -35,6 +35,8 @@ export const DEFAULT_MAX_CONNECTIONS = 20_000;
 export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
   private readonly server: Server;
   private readonly subscribers = new Set<Subscriber>();
+  /** When each subscriber's token expires, its stream is ended. */
+  private readonly expiryTimers = new Map<Subscriber, NodeJS.Timeout>();
   private readonly serviceSubscribers = new Map<string, Set<Subscriber>>();
   private readonly addressSubscribers = new Map<string, Set<Subscriber>>();
   /** The last encoded state of each watched Service, and the last owner sent for each watched address. */
@@ -150,6 +152,8 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
 
   closed(subscriber: Subscriber): void {
     if (!this.subscribers.delete(subscriber)) return;
+    clearTimeout(this.expiryTimers.get(subscriber));
+    this.expiryTimers.delete(subscriber);
     if (subscriber.wasDropped) this.droppedSubscribers++;
     for (const key of subscriber.services) this.unwatch(subscriber, 'service', key);
     for (const key of subscriber.addresses) this.unwatch(subscriber, 'address', key);
@@ -184,6 +188,16 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
     const id = this.nextId++;
     const subscriber = new Subscriber(id, verdict.user, req, res, this, this.options.maxBufferedBytes ?? MAX_BUFFERED_BYTES, this.log);
     this.subscribers.add(subscriber);
+    if (verdict.expiresAt !== undefined) {
+      // A stream lasts no longer than the token it was opened with: the sidecar reconnects with the
+      // token kubelet rotated in meanwhile (it does so at 80% of the token's life).
+      const timer = setTimeout(() => {
+        this.log.debug({ connId: id, user: verdict.user }, 'subscriber token expired: stream ended');
+        subscriber.end();
+      }, Math.max(0, verdict.expiresAt - Date.now()));
+      timer.unref();
+      this.expiryTimers.set(subscriber, timer);
+    }
     this.log.debug({ connId: id, user: verdict.user }, 'subscriber joined');
     subscriber.send({ type: 'ping', synced: this.index.isSynced });
   }

@@ -3,7 +3,10 @@ import type { Logger } from '../common/logger.js';
 import { KubeApiError, type KubeClient } from '../../sidecar/discovery/kube-client.js';
 
 /** What a bearer token is worth: a tagged value, never a throw. */
-export type TokenVerdict = { kind: 'authenticated'; user: string } | { kind: 'refused'; reason: string } | { kind: 'unavailable'; reason: string };
+export type TokenVerdict =
+  | { kind: 'authenticated'; user: string; /** When the token stops being valid (ms since epoch; its JWT `exp`), when it says. */ expiresAt?: number }
+  | { kind: 'refused'; reason: string }
+  | { kind: 'unavailable'; reason: string };
 
 export interface TokenReviewerOptions {
   audience: string;
@@ -62,7 +65,10 @@ export class TokenReviewer {
     if (verdict.kind !== 'unavailable') {
       this.cache.delete(id);
       while (this.cache.size >= this.maxCachedTokens) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(id, { verdict, until: Date.now() + (verdict.kind === 'authenticated' ? this.cacheTtlMs : this.refusalTtlMs) });
+      const ttlUntil = Date.now() + (verdict.kind === 'authenticated' ? this.cacheTtlMs : this.refusalTtlMs);
+      // An answer is never reused past the token's own expiry.
+      const until = verdict.kind === 'authenticated' && verdict.expiresAt !== undefined ? Math.min(ttlUntil, verdict.expiresAt) : ttlUntil;
+      this.cache.set(id, { verdict, until });
     }
     return verdict;
   }
@@ -89,6 +95,22 @@ export class TokenReviewer {
     const status = answer.status ?? {};
     if (status.authenticated !== true) return { kind: 'refused', reason: status.error ? `not authenticated: ${status.error}` : 'not authenticated' };
     if (status.audiences && !status.audiences.includes(audience)) return { kind: 'refused', reason: `issued for ${JSON.stringify(status.audiences)}, not for audience "${audience}"` };
-    return { kind: 'authenticated', user: status.user?.username ?? 'unknown' };
+    const expiresAt = jwtExpiry(token);
+    return { kind: 'authenticated', user: status.user?.username ?? 'unknown', ...(expiresAt !== undefined ? { expiresAt } : {}) };
+  }
+}
+
+/**
+ * The `exp` claim of a JWT as ms since epoch; undefined for anything else. Read only after the API
+ * server authenticated the token, so the claim is the API server's own.
+ */
+function jwtExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
   }
 }

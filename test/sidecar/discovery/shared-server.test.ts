@@ -232,3 +232,36 @@ t.test('falling back and returning: direct watches feed the same targets, and th
   t.equal(lines.filter((l) => l.msg === 'discovery server away too long; falling back to direct API watches').length, 1, 'one line each way');
   t.equal(lines.filter((l) => l.msg === 'discovery server back; direct API watches stopped').length, 1);
 });
+
+/** A JWT-shaped token whose `exp` claim is `expiresAt` (ms): the replay API server authenticates it by its text. */
+function tokenExpiringAt(expiresAt: number): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'RS256' })}.${part({ aud: ['meshlet-discovery'], exp: Math.floor(expiresAt / 1000), sub: 'system:serviceaccount:client:default' })}.signature`;
+}
+
+t.test('a stream lasts no longer than the token it was opened with; a token without an expiry keeps its stream', async (t) => {
+  const { discovery, api } = await startWorld(t);
+  const expiresAt = Date.now() + 2_000;
+  const expiring = tokenExpiringAt(expiresAt);
+  api.acceptToken(expiring, 'system:serviceaccount:client:default', ['meshlet-discovery']);
+  const short = await openRawSubscriber(discovery.port, expiring);
+  const long = await openRawSubscriber(discovery.port, SIDECAR_TOKEN);
+  t.teardown(() => {
+    short.close();
+    long.close();
+  });
+  t.equal(short.status, 200, 'the token is accepted while valid');
+  await Promise.race([short.ended, new Promise((_, reject) => setTimeout(() => reject(new Error('the stream outlived its token by 5 s')), expiresAt - Date.now() + 5_000))]);
+  t.ok(Date.now() >= Math.floor(expiresAt / 1000) * 1000, 'the stream ended once its token expired, not before');
+  short.send({ op: 'watch', kind: 'service', key: 'demo/web' });
+  long.send({ op: 'watch', kind: 'service', key: 'demo/web' });
+  await waitUntil(() => services(long.messages, 'demo/web').length > 0, 5_000, 'the state of demo/web on the stream opened with a token without expiry');
+  t.pass('the stream opened with a token without expiry is still served');
+  const reviews = () => api.requests.filter((r) => r.path.endsWith('/tokenreviews')).length;
+  const before = reviews();
+  // The replay API server authenticates by the token's text; a real one also refuses it once expired.
+  const again = await openRawSubscriber(discovery.port, expiring);
+  t.equal(reviews(), before + 1, 'past its expiry the token is reviewed again, not answered from the cache');
+  await Promise.race([again.ended, new Promise((_, reject) => setTimeout(() => reject(new Error('a stream opened with an expired token was kept open')), 5_000))]);
+  t.pass('a stream opened with a token already expired is ended at once');
+});
