@@ -187,7 +187,7 @@ export function parseProxyConfig(values: Record<string, FlagValue>, fileExists: 
   if (debugRaw !== 'off') {
     debugAdmin = hostPort('debug-admin', DEFAULT_DEBUG_ADMIN);
     if (debugAdmin && !LOOPBACK_HOSTS.has(debugAdmin.host)) {
-      problems.push(() => `--debug-admin: "${debugRaw}" is not valid; allowed: a loopback address (127.0.0.1, ::1 or localhost) with a port, or "off" — the endpoint table reveals internals`);
+      problems.push(() => `--debug-admin: "${debugRaw}" is not valid; allowed: a loopback address (127.0.0.1, ::1 or localhost) with a port, or "off" (the endpoint table reveals internals)`);
     }
   }
   // A bad policy or level is reported below and collectProblems throws: the fallbacks only keep the types.

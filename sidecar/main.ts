@@ -1,7 +1,8 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type { CommandSpec, ParsedCommand } from '../src/common/config.js';
 import { ADMIN_PATH } from '../src/common/contract.js';
-import { createLogger, type Logger } from '../src/common/logger.js';
+import type { Logger } from '../src/common/log-format.js';
+import { createLineLogger } from './log/line-logger.js';
 import type { HostPort } from '../src/common/values.js';
 import { AdminServer } from './admin/server.js';
 import { buildDebugView } from './admin/debug-view.js';
@@ -169,7 +170,7 @@ export async function startProxy(config: ProxyConfig, deps: ProxyDeps): Promise<
 /** `meshlet proxy`: runs until SIGTERM/SIGINT, then shuts down gracefully (a second signal exits at once). */
 export async function run(parsed: ParsedCommand): Promise<number> {
   const config = parseProxyConfig(parsed.values);
-  const root = createLogger({ level: config.logLevel });
+  const root = createLineLogger({ level: config.logLevel });
   process.on('uncaughtException', (err) => {
     root.fatal({ err }, 'uncaught exception');
     process.exit(70);

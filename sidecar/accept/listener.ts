@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import { formatHostPort, type HostPort } from '../../src/common/values.js';
 import type { ProxyMetrics } from '../admin/metrics.js';
 import type { ConnectionContext } from './connection-context.js';

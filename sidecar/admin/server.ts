@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import type { HostPort } from '../../src/common/values.js';
 
 export interface AdminResponse {

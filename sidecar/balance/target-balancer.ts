@@ -1,4 +1,4 @@
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import type { ProxyMetrics } from '../admin/metrics.js';
 import type { Endpoint, EndpointSet } from '../discovery/endpoint-set.js';
 import type { Target } from '../discovery/source.js';

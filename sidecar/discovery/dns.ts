@@ -1,5 +1,5 @@
 import { Resolver } from 'node:dns/promises';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import type { HostPort } from '../../src/common/values.js';
 import { DEFAULT_HTTP_PORT, parseServiceHost, splitAuthority } from '../route/authority.js';
 import { EndpointSet, makeEndpoint } from './endpoint-set.js';

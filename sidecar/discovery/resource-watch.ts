@@ -1,5 +1,5 @@
 import { Backoff } from '../../src/common/backoff.js';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import { KubeApiError, type KubeClient, type WatchHandle } from './kube-client.js';
 
 /** The objects we watch carry at least a name and a resourceVersion. */

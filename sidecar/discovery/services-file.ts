@@ -1,4 +1,4 @@
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import { formatHostPort, HOST_PORT_ALLOWED, parseHostPort } from '../../src/common/values.js';
 import { DEFAULT_HTTP_PORT, parseServiceHost, serviceAuthorityForms, splitAuthority } from '../route/authority.js';
 import { EndpointSet } from './endpoint-set.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import { parseHostPort, HOST_PORT_ALLOWED } from '../../src/common/values.js';
 import { CompositeSource } from './composite.js';
 import { DnsSource, type DnsSourceOptions } from './dns.js';

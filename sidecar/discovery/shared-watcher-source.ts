@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Backoff } from '../../src/common/backoff.js';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import type { HostPort } from '../../src/common/values.js';
 import { pickServicePort, servicePortForClusterIp, servicePortForPodAddress } from '../route/service-port.js';
 import { EndpointSet } from './endpoint-set.js';

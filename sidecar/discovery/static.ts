@@ -1,4 +1,4 @@
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import { InvalidDiscoveryInputError } from './errors.js';
 import { parseEndpointList } from './host-port-list.js';
 import { TargetState, type EndpointSource, type Target, type TargetHint } from './source.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { unwatchFile, watchFile, type Stats } from 'node:fs';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import { InvalidDiscoveryInputError } from './errors.js';
 
 /** How often a watched file is checked; a change takes effect within this (plus a read). */

@@ -1,6 +1,6 @@
 import { collectProblems, type CommandSpec, type ParsedCommand } from '../../src/common/config.js';
 import { PROXY_OUTBOUND_PORT, PROXY_UID } from '../../src/common/contract.js';
-import { createLogger } from '../../src/common/logger.js';
+import { createLineLogger } from '../log/line-logger.js';
 import {
   CIDR_LIST_ALLOWED,
   parseCidrList,
@@ -85,7 +85,7 @@ export async function run(parsed: ParsedCommand): Promise<number> {
     process.stdout.write(formatDryRun(buildRuleSets(config, families)));
     return 0;
   }
-  const log = createLogger().child({ component: 'init' });
+  const log = createLineLogger().child({ component: 'init' });
   const families: IpFamily[] = config.ipv6 && hasIPv6() ? [4, 6] : [4];
   if (config.ipv6 && families.length === 1) log.info({ reason: 'IPv6 is disabled in this network namespace' }, 'ipv6 rules skipped');
   checkCapabilities('nft');

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import type { HostPort } from '../../src/common/values.js';
 import type { ProxyMetrics } from '../admin/metrics.js';
 import type { TargetRegistry } from '../route/target-registry.js';

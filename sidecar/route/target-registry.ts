@@ -1,5 +1,5 @@
 import { LB_POLICY, type LbPolicyName } from '../../src/common/contract.js';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import type { ProxyMetrics } from '../admin/metrics.js';
 import { EndpointSet, makeEndpoint } from '../discovery/endpoint-set.js';
 import type { EndpointSource, Target } from '../discovery/source.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import type { Endpoint } from '../discovery/endpoint-set.js';
 import { H1Pool } from './h1-pool.js';
 import { H2Pool } from './h2-pool.js';

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/log-format.js';
 import { UpstreamConnectError } from './connect-error.js';
 import type { Endpoint } from '../discovery/endpoint-set.js';
 import { H2Connection, type StreamEvents } from '../wire/h2/connection.js';

@@ -1,21 +1,9 @@
-import { pino, destination, stdTimeFunctions, type Logger, type DestinationStream, type LevelWithSilent } from 'pino';
+import { pino, destination, stdTimeFunctions, type Logger as PinoLogger, type DestinationStream, type LevelWithSilent } from 'pino';
 import { DEFAULT_LOG_LEVEL } from './contract.js';
+import { LOG_REDACT_PATHS, LOG_REDACTED } from './log-format.js';
 
-export type { Logger };
-
-/** Keys whose values never reach a log line. */
-const REDACT_PATHS = [
-  'authorization',
-  '*.authorization',
-  'headers.authorization',
-  '*.headers.authorization',
-  'token',
-  '*.token',
-  'key',
-  '*.key',
-  'privateKey',
-  '*.privateKey',
-];
+export type { Logger } from './log-format.js';
+export type { PinoLogger };
 
 export interface LoggerOptions {
   level?: LevelWithSilent;
@@ -25,13 +13,16 @@ export interface LoggerOptions {
   base?: Record<string, unknown>;
 }
 
-/** The one root logger of a process; modules take `child({ component })`. */
-export function createLogger(options: LoggerOptions = {}): Logger {
+/**
+ * The root pino logger of the webhook and the shared watcher (fastify takes it as is); modules take
+ * `child({ component })`. The proxy has its own lighter logger writing the same lines (sidecar/log/).
+ */
+export function createLogger(options: LoggerOptions = {}): PinoLogger {
   return pino(
     {
       level: options.level ?? DEFAULT_LOG_LEVEL,
       base: { ...options.base },
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACTED },
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -1,7 +1,7 @@
 import fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { SecureContextOptions } from 'node:tls';
 import { InvalidReviewError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import type { PinoLogger } from '../common/logger.js';
 import type { InjectorConfig } from '../inject/settings.js';
 import { registerHealthRoutes, type Readiness } from './routes/health.js';
 import { registerMutateRoute } from './routes/mutate.js';
@@ -17,7 +17,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 export interface WebhookAppDeps {
-  logger: Logger;
+  logger: PinoLogger;
   /** TLS material; absent only in tests that use app.inject(). */
   https?: SecureContextOptions;
   readiness?: Readiness;

@@ -4,7 +4,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { CommandSpec, ParsedCommand } from '../common/config.js';
 import { DEFAULT_LOG_LEVEL, ENV, LOG_LEVELS, WEBHOOK_PORT } from '../common/contract.js';
-import { createLogger, type Logger } from '../common/logger.js';
+import { createLogger, type PinoLogger } from '../common/logger.js';
 import { parsePort } from '../common/values.js';
 import { MESHLET_VERSION } from '../common/version.js';
 import { CERT_FILES } from '../certs/forge.js';
@@ -73,7 +73,7 @@ export interface RunningWebhook {
 }
 
 /** Starts the HTTPS webhook; the caller decides when to shut it down. */
-export async function startWebhook(options: WebhookOptions, logger: Logger): Promise<RunningWebhook> {
+export async function startWebhook(options: WebhookOptions, logger: PinoLogger): Promise<RunningWebhook> {
   const log = logger.child({ component: 'webhook' });
   const files = { certFile: options.certFile, keyFile: options.keyFile, ...(options.caBundleFor && options.caFile ? { caFile: options.caFile } : {}) };
   const initial = await loadCertificates(files);

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { LevelWithSilent } from 'pino';
-import { createLogger, type Logger } from '../../src/common/logger.js';
+import { createLogger, type PinoLogger } from '../../src/common/logger.js';
 
 /** One JSON line as pino wrote it; `err` is pino's serialized Error. */
 export interface LogLine {
@@ -12,7 +12,7 @@ export interface LogLine {
 
 export interface LogCapture {
   /** The root logger to hand to the code under test. */
-  log: Logger;
+  log: PinoLogger;
   /** Every line written so far, parsed, in order. */
   lines: LogLine[];
   /**
