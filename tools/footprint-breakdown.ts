@@ -1,10 +1,11 @@
 /**
  * Where the compiled proxy's memory goes (README, "Where the memory goes"):
  * `npm run build && node --import tsx tools/footprint-breakdown.ts`.
- * Each stage is a fresh `node <PROXY_NODE_OPTIONS> --expose-gc` process (tsx is never loaded into it)
- * that loads one more group of modules than the stage before, collects garbage twice, and reports
- * its RSS (anonymous and file-backed), V8 heap used and total, V8 code space and external memory. The last stages run the real proxy
- * (`meshlet proxy` through dist/, as bin/meshlet.js does) and read the same figures once it listens.
+ * Each stage is a fresh `node <PROXY_NODE_FLAGS> --expose-gc` process with PROXY_ENV (tsx is never
+ * loaded into it) that loads one more group of modules (tsc's output in dist/) than the stage before,
+ * collects garbage twice, and reports its RSS (anonymous and file-backed), V8 heap used and total,
+ * V8 code space and external memory. The last stages run the real proxy (`meshlet proxy` from the
+ * bundle in dist/meshlet/, as bin/meshlet.js does) and read the same figures once it listens.
  * Prints the median of RUNS processes per stage. Asserts nothing; everything on loopback.
  */
 import { spawn } from 'node:child_process';
@@ -13,13 +14,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PROXY_NODE_OPTIONS } from '../src/common/contract.js';
+import { PROXY_ENV, PROXY_NODE_FLAGS } from '../src/common/contract.js';
 import { KubeApiServer, endpointSliceObject, serviceObject } from '../test/helpers/kube-api.js';
 import { REPO_ROOT } from './meshlet-process.js';
 
 const RUNS = Number(process.env.FOOTPRINT_RUNS ?? 5);
 /** FOOTPRINT_NODE_ARGS="--max-semi-space-size=2" measures other V8 flags than the injector's. */
-const NODE_ARGS = (process.env.FOOTPRINT_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
+const NODE_ARGS = (process.env.FOOTPRINT_NODE_ARGS ?? PROXY_NODE_FLAGS.join(' ')).split(' ').filter(Boolean);
 /** A proxy stage reads its figures this long after it logged `listening`. */
 const PROXY_SETTLE_MS = 2000;
 /** FOOTPRINT_ONLY_PROXY=1: only the stages that run the proxy. */
@@ -49,7 +50,7 @@ interface Stage {
 }
 
 function stages(kubeconfig: string): Stage[] {
-  const logger = `const { createLogger } = await import(${dist('src/common/logger.js')}); globalThis.log = createLogger({ level: 'info' });`;
+  const logger = `const { createLineLogger } = await import(${dist('sidecar/log/line-logger.js')}); globalThis.log = createLineLogger({ level: 'info' });`;
   const builtins = `await Promise.all(['node:net', 'node:http', 'node:fs', 'node:dns/promises', 'node:module'].map((m) => import(m)));`;
   const sidecar = `await import(${dist('src/cli.js')}); await import(${dist('sidecar/main.js')});`;
   const tls = `await Promise.all(['node:https', 'node:tls', 'node:crypto'].map((m) => import(m)));`;
@@ -60,7 +61,7 @@ function stages(kubeconfig: string): Stage[] {
   return [
     { label: 'bare node', load: '' },
     { label: '+ one optimized (TurboFan) function', load: hot },
-    { label: '+ pino and our root logger', load: hot + logger },
+    { label: '+ our logger (sidecar/log/)', load: hot + logger },
     { label: '+ node:net/http/fs/dns/module', load: hot + logger + builtins },
     { label: '+ the CLI and the sidecar modules', load: hot + logger + builtins + sidecar },
     { label: '+ node:https/tls/crypto', load: hot + logger + builtins + sidecar + tls },
@@ -75,14 +76,15 @@ type Figures = Record<'rss' | 'anon' | 'file' | 'heapUsed' | 'heapTotal' | 'code
 async function measureOnce(stage: Stage): Promise<Figures> {
   const proxy = stage.proxyArgs
     ? `
-      const { run } = await import(${dist('src/cli.js')});
-      void run(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...${JSON.stringify(stage.proxyArgs)}]);
+      process.argv.splice(1, Infinity, 'meshlet', 'proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...${JSON.stringify(stage.proxyArgs)});
+      void import(${dist('meshlet/bin.js')});
       await new Promise((r) => setTimeout(r, ${PROXY_SETTLE_MS}));`
     : '';
   const source = `${stage.load}${proxy}${REPORT} process.exit(0);`;
   const child = spawn(process.execPath, [...NODE_ARGS, '--expose-gc', '--input-type=module', '-e', source], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...PROXY_ENV },
   });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -106,7 +108,7 @@ try {
   const kubeconfig = join(dir, 'kubeconfig');
   await writeFile(kubeconfig, api.kubeconfig('demo'), { mode: 0o600 });
   console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`node ${NODE_ARGS.join(' ')} --expose-gc, after two full GCs; median of ${RUNS} processes per stage (MiB)`);
+  console.log(`${Object.entries(PROXY_ENV).map(([k, v]) => `${k}=${v} `).join('')}node ${NODE_ARGS.join(' ')} --expose-gc, after two full GCs; median of ${RUNS} processes per stage (MiB)`);
   console.log(`  ${'stage'.padEnd(40)} ${'RSS'.padStart(6)} ${'+RSS'.padStart(6)} ${'anon'.padStart(6)} ${'file'.padStart(6)} ${'heap'.padStart(6)} ${'heapT'.padStart(6)} ${'code'.padStart(6)} ${'extern'.padStart(6)}`);
   let previous: number | undefined;
   for (const stage of stages(kubeconfig).filter((s) => !ONLY_PROXY || s.proxyArgs)) {

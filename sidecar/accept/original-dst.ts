@@ -24,7 +24,7 @@ type AddonState = { addon: OriginalDstAddon } | { addon: undefined; reason: stri
 
 let state: AddonState | undefined;
 
-/** The addon's build directory, from source (sidecar/accept) or from dist (dist/sidecar/accept). */
+/** The addon's build directory, from source (sidecar/accept), from the bundle (dist/meshlet) or from dist/sidecar/accept. */
 function addonCandidates(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
   return [join(here, '..', '..', 'build', 'Release', ADDON_FILE), join(here, '..', '..', '..', 'build', 'Release', ADDON_FILE)];

@@ -47,15 +47,31 @@ export const PROXY_CONTAINER_NAME = 'meshlet-proxy';
 export const DEFAULT_PROXY_IMAGE = 'ghcr.io/meshlet/meshlet:0.1.0';
 
 /**
- * V8 flags for the proxy process (NODE_OPTIONS of the proxy container, and of the proxies the
- * benchmarks start). A 1 MiB semi-space (default 16 MiB) keeps the young generation
- * small: with 16 MiB, peak RSS at 1,000 req/s was 97 MiB and after saturation 113-117 MiB; 2 MiB
- * brought them to 79 and 86 MiB; 1 MiB takes about 2 MiB off the peak at 1,000 req/s (60.6 to
- * 58.4-58.7 MiB) and 0-1.3 MiB off the settled idle RSS, with CPU per request unchanged within
- * noise for HTTP/2 and HTTP/1.1 (npm run bench, BENCH_PROXY_NODE_ARGS, two runs each; README
- * "Where the memory goes").
+ * How the image runs meshlet (Dockerfile: ENTRYPOINT ["node", "/app/bin/meshlet.js"]). The injector
+ * spells it out in the proxy container's `command` to put PROXY_NODE_FLAGS between the two, so a
+ * custom image (meshlet.dev/proxy-image) must keep this layout.
  */
-export const PROXY_NODE_OPTIONS = '--max-semi-space-size=1';
+export const IMAGE_ENTRYPOINT = ['node', '/app/bin/meshlet.js'] as const;
+
+/**
+ * Node/V8 flags of the proxy process: on node's command line (NODE_OPTIONS refuses
+ * --initial-old-space-size), in the proxy container and in the proxies the benchmarks start.
+ * Measured with `npm run bench` and README "Where the memory goes":
+ * - a 1 MiB semi-space (Node's default grows to 16 MiB) keeps the young generation small: with
+ *   16 MiB the peak at 1,000 req/s was 97 MiB and 113-117 MiB after saturation;
+ * - a 4 MiB initial old generation makes the first full collections come early instead of after
+ *   old space has grown by promoted garbage: 0.5-1 MiB off the peak at 1,000 req/s and about
+ *   10 MiB off the RSS after saturation.
+ * CPU per request was unchanged within noise for HTTP/2 and HTTP/1.1.
+ */
+export const PROXY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--initial-old-space-size=4'];
+
+/**
+ * Environment of the proxy process besides meshlet's own variables. One glibc malloc arena: V8's
+ * compiler and GC threads otherwise keep an arena each, 0.4-0.7 MiB apiece after traffic
+ * (1.3-1.5 MiB off the peak at 1,000 req/s; the image is Debian, so glibc).
+ */
+export const PROXY_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '1' };
 
 /** The longest slow start, in ms, the proxy (--slow-start-ms) and the injector (meshlet.dev/slow-start-ms) accept: ten minutes. */
 export const MAX_SLOW_START_MS = 600_000;

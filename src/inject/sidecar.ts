@@ -8,7 +8,9 @@ import {
   PROXY_ADMIN_PORT,
   PROXY_CONTAINER_NAME,
   PROXY_OUTBOUND_PORT,
-  PROXY_NODE_OPTIONS,
+  IMAGE_ENTRYPOINT,
+  PROXY_ENV,
+  PROXY_NODE_FLAGS,
   PROXY_TOKEN_DIR,
   PROXY_UID,
   type LbPolicyName,
@@ -89,6 +91,7 @@ export function buildProxyContainer(settings: ProxySettings): V1Container {
     name: PROXY_CONTAINER_NAME,
     image: settings.image,
     imagePullPolicy: 'IfNotPresent',
+    command: [IMAGE_ENTRYPOINT[0], ...PROXY_NODE_FLAGS, IMAGE_ENTRYPOINT[1]],
     args: ['proxy'],
     env: [
       fieldEnv(ENV.podName, 'metadata.name'),
@@ -98,7 +101,7 @@ export function buildProxyContainer(settings: ProxySettings): V1Container {
       { name: ENV.lbPolicy, value: settings.lbPolicy },
       { name: ENV.logLevel, value: settings.logLevel },
       { name: ENV.tokenFile, value: `${PROXY_TOKEN_DIR}/token` },
-      { name: 'NODE_OPTIONS', value: PROXY_NODE_OPTIONS },
+      ...Object.entries(PROXY_ENV).map(([name, value]) => ({ name, value })),
     ],
     ports: [{ name: ADMIN_PORT_NAME, containerPort: PROXY_ADMIN_PORT, protocol: 'TCP' }],
     // The startup probe holds back the app containers (native sidecar) until the proxy listens.

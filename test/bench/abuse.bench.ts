@@ -7,8 +7,8 @@
  *
  * Run alone: npm run build && node --import tsx test/bench/abuse.bench.ts
  */
-import { PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
 import { MESHLET_BUILT_ARGS } from '../../tools/meshlet-process.js';
+import { PROXY_NODE_ARGS, PROXY_RUN_ENV } from './bench-kit.js';
 import {
   controlFlood,
   dataToSink,
@@ -28,7 +28,6 @@ import {
 const PEAK_RSS_GOAL_BYTES = 160 * 2 ** 20;
 /** One attack writes for at most this long. */
 const ATTACK_TIMEOUT_MS = 30_000;
-const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
 
 /** The attacks at the sizes the issue measured them. */
 const ATTACKS: Array<{ name: string; run(port: number): Promise<AttackResult> }> = [
@@ -50,7 +49,7 @@ async function main(): Promise<void> {
   console.log(`  ${'attack'.padEnd(46)} ${'frames in'.padStart(10)}  ${'ended by proxy'.padEnd(22)} ${'RSS before'.padStart(10)} ${'peak'.padStart(8)}  well-behaved client     ejections`);
   try {
     for (const attack of ATTACKS) {
-      const proxy = await startProxyProcess(backends, [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS]);
+      const proxy = await startProxyProcess(backends, [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS], PROXY_RUN_ENV);
       try {
         const port = proxy.listening.port as number;
         const pid = proxy.child.pid!;

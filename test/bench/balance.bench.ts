@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
-import { DEFAULT_LB_POLICY, PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
+import { DEFAULT_LB_POLICY } from '../../src/common/contract.js';
 import {
   BALANCE_SCENARIOS,
   countIn,
@@ -25,7 +25,7 @@ import {
   type LoadResult,
   type ScenarioBackend,
 } from '../helpers/balance-scenarios.js';
-import { fmt, isHaproxyInstalled, printTable, startHaproxy, type Contender } from './bench-kit.js';
+import { fmt, isHaproxyInstalled, printTable, PROXY_NODE_ARGS, PROXY_RUN_ENV, startHaproxy, type Contender } from './bench-kit.js';
 
 const POLICIES = ['peak-ewma', 'least-request', 'round-robin'];
 /** Slow-start windows compared on the cold-endpoint scenario (the default is chosen from these). */
@@ -45,7 +45,7 @@ async function startMeshletOver(addresses: string[], policy: string, slowStartMs
   writeFileSync(file, JSON.stringify(addresses));
   const args = ['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--lb-policy', policy, '--upstream', file];
   if (slowStartMs !== undefined) args.push('--slow-start-ms', String(slowStartMs));
-  const proxy = await startMeshlet(args, { command: [...PROXY_NODE_OPTIONS.split(' '), ...MESHLET_BUILT_ARGS] });
+  const proxy = await startMeshlet(args, { command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS], env: PROXY_RUN_ENV });
   return {
     name: `meshlet ${policy}${policy === DEFAULT_LB_POLICY ? ' (default)' : ''}`,
     url: `http://127.0.0.1:${proxy.listening['port']}`,

@@ -1,12 +1,32 @@
 /**
- * Helpers the benchmarks share: a free loopback port, HAProxy as a contender, stopping a child
- * process, and printing a table.
+ * Helpers the benchmarks share: how to run the proxy, a free loopback port, HAProxy as a
+ * contender, stopping a child process, and printing a table.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { PROXY_ENV, PROXY_NODE_FLAGS } from '../../src/common/contract.js';
+
+/**
+ * Node flags of the benchmarked proxy: the injector's, unless BENCH_PROXY_NODE_ARGS says otherwise
+ * ("--cpu-prof ..." to profile or compare flags; "" for Node's defaults).
+ */
+export const PROXY_NODE_ARGS: readonly string[] = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_FLAGS.join(' ')).split(' ').filter(Boolean);
+
+/**
+ * Environment added for the benchmarked proxy: the injector's, unless BENCH_PROXY_ENV says otherwise
+ * ("MALLOC_ARENA_MAX=8 ..."; "" for none). Only the proxy gets it, not HAProxy or the clients.
+ */
+export const PROXY_RUN_ENV: Readonly<Record<string, string>> =
+  process.env.BENCH_PROXY_ENV === undefined
+    ? PROXY_ENV
+    : Object.fromEntries(
+        process.env.BENCH_PROXY_ENV.split(' ')
+          .filter(Boolean)
+          .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+      );
 
 /** A proxy under test: where to send requests, its process (for CPU and RSS), how to stop it. */
 export interface Contender {

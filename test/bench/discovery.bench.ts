@@ -23,7 +23,6 @@ import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
 import { createLogger } from '../../src/common/logger.js';
 import { KubernetesSource } from '../../sidecar/discovery/kubernetes.js';
 import { DISCOVERY_TOKEN_AUDIENCE } from '../../src/common/contract.js';
@@ -33,14 +32,13 @@ import { loadKubeConfig } from '../../sidecar/discovery/kube-config.js';
 import { MESHLET_BUILT_ARGS, startMeshlet, type MeshletProcess } from '../../tools/meshlet-process.js';
 import { endpointSliceObject, KubeApiServer, serviceObject } from '../helpers/kube-api.js';
 import { driveTraffic, startBackends, startProxyProcess } from '../helpers/traffic-kit.js';
+import { PROXY_NODE_ARGS, PROXY_RUN_ENV } from './bench-kit.js';
 
 const FOOTPRINT_REQUESTS = 50;
 const FIXED_RATE_RPS = 1000;
 const FIXED_RATE_SECONDS = 5;
 const PACE_INTERVAL_MS = 10;
 const PACED_SOCKETS = 16;
-/** The footprint proxy's V8 flags: the injector's unless BENCH_PROXY_NODE_ARGS is set ("" for Node's defaults). */
-const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
 /** Probes as the injector sets them (kubelet opens a connection per probe): path and period. */
 const KUBELET_PROBES: Array<[string, number]> = [
   ['/ready', 5000],
@@ -226,6 +224,7 @@ async function footprint(): Promise<FootprintRow[]> {
     for (const [label, args] of cases) {
       const proxy = await startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', ...args], {
         command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS],
+        env: PROXY_RUN_ENV,
       });
       const probes = probeLikeKubelet(proxy.listening['admin'].port);
       try {

@@ -20,9 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createEchoClient, unaryCall, waitForReady } from '../helpers/grpc-echo.js';
-import { PROXY_NODE_OPTIONS } from '../../src/common/contract.js';
 import { MESHLET_BUILT_ARGS, startMeshlet } from '../../tools/meshlet-process.js';
-import { fmt, freePort, printTable, startHaproxy as startHaproxyIn, stopChild, type Contender } from './bench-kit.js';
+import { fmt, freePort, printTable, PROXY_NODE_ARGS, PROXY_RUN_ENV, startHaproxy as startHaproxyIn, stopChild, type Contender } from './bench-kit.js';
 
 const BACKENDS = 4;
 const STREAMS = 50;
@@ -42,11 +41,6 @@ const ONLY = process.env.BENCH_ONLY;
 const LATENCY_ROUNDS = 5;
 const LATENCY_ROUND_SECONDS = 3;
 const CLK_TCK = 100;
-/**
- * Node/V8 flags for the proxy process: by default those the injector gives the sidecar
- * (BENCH_PROXY_NODE_ARGS="--cpu-prof ..." to profile or compare flags; "" for Node's defaults).
- */
-const PROXY_NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? PROXY_NODE_OPTIONS).split(' ').filter(Boolean);
 
 // ---------------------------------------------------------------- backend child process
 /**
@@ -194,7 +188,7 @@ const startHaproxy = (ports: number[], protocol: 'h2' | 'h1' = 'h2') => startHap
 
 async function startMeshletContender(ports: number[], policy: string): Promise<Contender> {
   const args = ['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--lb-policy', policy, '--upstream', ports.map((p) => `127.0.0.1:${p}`).join(',')];
-  const proxy = await startMeshlet(args, { command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS] });
+  const proxy = await startMeshlet(args, { command: [...PROXY_NODE_ARGS, ...MESHLET_BUILT_ARGS], env: PROXY_RUN_ENV });
   return { name: `meshlet (${policy})`, url: `http://127.0.0.1:${proxy.listening['port']}`, pid: proxy.child.pid, stop: proxy.stop };
 }
 
@@ -205,7 +199,7 @@ async function startMeshletContender(ports: number[], policy: string): Promise<C
 async function startNodePipe(port: number): Promise<Contender> {
   const listen = await freePort();
   const script = `const net=require('node:net');net.createServer({noDelay:true},(a)=>{const b=net.connect({port:${port},host:'127.0.0.1',noDelay:true});a.pipe(b).pipe(a);a.on('error',()=>b.destroy());b.on('error',()=>a.destroy());}).listen(${listen},'127.0.0.1',()=>console.log('up'));`;
-  const child = spawn(process.execPath, [...PROXY_NODE_ARGS, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...PROXY_NODE_ARGS, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...PROXY_RUN_ENV } });
   await once(child.stdout!, 'data');
   return { name: 'node TCP pipe (1 backend)', url: `http://127.0.0.1:${listen}`, pid: child.pid, stop: () => stopChild(child) };
 }

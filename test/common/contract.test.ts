@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -9,6 +10,7 @@ import {
   DEFAULT_LB_POLICY,
   DEFAULT_LOG_LEVEL,
   ENV,
+  IMAGE_ENTRYPOINT,
   INIT_CONTAINER_NAME,
   INJECT_ENABLED,
   LB_POLICIES,
@@ -16,6 +18,8 @@ import {
   METRICS,
   PROXY_ADMIN_PORT,
   PROXY_CONTAINER_NAME,
+  PROXY_ENV,
+  PROXY_NODE_FLAGS,
   PROXY_OUTBOUND_PORT,
   PROXY_TOKEN_DIR,
   PROXY_UID,
@@ -201,6 +205,26 @@ t.test('the injected init and proxy containers agree on the UID, the ports and t
   t.equal(config.discovery.inCluster, true, `the proxy finds its token where ${ENV.tokenFile} says, inside that mount`);
   t.equal(environmentOf(proxy)[ENV.tokenFile], join(PROXY_TOKEN_DIR, 'token'));
   t.equal(config.discovery.namespace, DOWNWARD_VALUES['metadata.namespace'], `short names resolve in the Pod's namespace (${ENV.podNamespace})`);
+});
+
+t.test("the injected proxy command is the image's entrypoint, with node flags and an environment the proxy starts with", async (t) => {
+  const injected = inject(opted());
+  if ('denied' in injected) throw new Error(injected.denied);
+  const { proxy } = injected;
+  const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+  t.same(JSON.parse(entrypoint ?? 'null'), IMAGE_ENTRYPOINT, "the Dockerfile's ENTRYPOINT is IMAGE_ENTRYPOINT");
+  const command = proxy.command ?? [];
+  t.equal(command[0], IMAGE_ENTRYPOINT[0], 'the command runs node');
+  t.equal(command.at(-1), IMAGE_ENTRYPOINT[1], 'on the image\'s meshlet script');
+  t.same(command.slice(1, -1), PROXY_NODE_FLAGS, 'with the proxy\'s node flags between them');
+  t.same(proxy.args, ['proxy']);
+  for (const [name, value] of Object.entries(PROXY_ENV)) t.equal(environmentOf(proxy)[name], value, `the container sets ${name}`);
+  // The same command, with this checkout in place of /app: node must accept every flag (NODE_OPTIONS
+  // would refuse --initial-old-space-size, hence the command line).
+  const run = spawnSync(process.execPath, [...command.slice(1, -1), join(REPO_ROOT, 'bin', 'meshlet.js'), '--version'], { env: { ...process.env, ...PROXY_ENV }, encoding: 'utf8', timeout: 30_000 });
+  t.equal(run.status, 0, `node ${command.slice(1, -1).join(' ')} bin/meshlet.js --version exits 0: ${run.stderr}`);
+  t.match(run.stdout, /^\d+\.\d+\.\d+/);
 });
 
 t.test("the injected probes' paths are served by the proxy's admin server, and /metrics has the contract's metrics", async (t) => {

@@ -62,10 +62,11 @@ export async function startAbuseBackend(name: string): Promise<AbuseBackend> {
 }
 
 /** `meshlet proxy` over `backends` on kernel-picked loopback ports; `command`: the node argv before it (default: from source). */
-export function startProxyProcess(backends: readonly AbuseBackend[], command?: readonly string[]): Promise<MeshletProcess> {
+export function startProxyProcess(backends: readonly AbuseBackend[], command?: readonly string[], env?: NodeJS.ProcessEnv): Promise<MeshletProcess> {
   return startMeshlet(['proxy', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--debug-admin', 'off', '--upstream', backends.map((b) => b.address).join(',')], {
     startTimeoutMs: 30_000,
     ...(command === undefined ? {} : { command }),
+    ...(env === undefined ? {} : { env }),
   });
 }
 
