@@ -31,6 +31,9 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
  *       while the server itself has lost the API (sidecars then report their sets as stale)
  *   {"type":"error","message":"...","key":"..."}   a command refused (bad line, over a limit, a
  *       state over MAX_MESSAGE_BYTES); the stream goes on
+ *   {"type":"reconnect","reason":"..."}   RECONNECT_LEAD_MS before the token the stream was opened
+ *       with expires (when the server ends it): the sidecar opens a new stream with the token now in
+ *       its file, then closes this one, so the hand-over is neither an outage nor stale sets
  *
  * States are sent once the server has listed everything, then whenever they change. Limits: at most
  * MAX_SUBSCRIPTIONS_PER_CONNECTION watches per connection, command lines of at most
@@ -47,6 +50,12 @@ export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 1024;
 export const MAX_COMMAND_LINE_BYTES = 1024;
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/**
+ * How long before a stream's token expires the server asks for a new stream. kubelet writes a new
+ * projected token at 80% of the old one's life (12 minutes early for an hour-long token, 2 for the
+ * shortest, 10 minutes), so by then the file holds one.
+ */
+export const RECONNECT_LEAD_MS = 60_000;
 
 export type SubscriptionKind = 'service' | 'address';
 
@@ -61,4 +70,5 @@ export type ServerMessage =
   | { type: 'service'; key: string; service: V1Service | null; slices: V1EndpointSlice[] }
   | { type: 'address'; key: string; service: string | null }
   | { type: 'ping'; synced: boolean }
-  | { type: 'error'; message: string; key?: string };
+  | { type: 'error'; message: string; key?: string }
+  | { type: 'reconnect'; reason: string };

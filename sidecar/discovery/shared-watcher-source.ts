@@ -84,6 +84,10 @@ export class SharedWatcherSource implements EndpointSource {
   private readonly backoff: Backoff;
   private readonly sweepTimer: NodeJS.Timeout;
   private stream: SharedWatcherStream | undefined;
+  /** The token `stream` was opened with. */
+  private streamToken: string | undefined;
+  /** A new stream the server asked for, opening; it replaces `stream` once open. */
+  private replacement: SharedWatcherStream | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private fallbackTimer: NodeJS.Timeout | undefined;
   private fallback: FallbackSource | undefined;
@@ -133,6 +137,7 @@ export class SharedWatcherSource implements EndpointSource {
     clearTimeout(this.fallbackTimer);
     clearTimeout(this.leaveFallbackTimer);
     this.stream?.close();
+    this.replacement?.close();
     await this.fallbackStarting;
     await this.stopFallback();
   }
@@ -226,16 +231,29 @@ export class SharedWatcherSource implements EndpointSource {
     this.stream?.send(command);
   }
 
+  private readToken(): string {
+    try {
+      return readFileSync(this.options.tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new Error(`cannot read the discovery token ${this.options.tokenFile} (${(err as Error).message})`);
+    }
+  }
+
   private connect(): void {
     if (this.closed) return;
     let token: string;
     try {
-      token = readFileSync(this.options.tokenFile, 'utf8').trim();
+      token = this.readToken();
     } catch (err) {
-      this.failed(new Error(`cannot read the discovery token ${this.options.tokenFile} (${(err as Error).message})`));
+      this.failed(err as Error);
       return;
     }
-    this.stream = new SharedWatcherStream(
+    this.stream = this.open(token);
+    this.streamToken = token;
+  }
+
+  private open(token: string): SharedWatcherStream {
+    const stream: SharedWatcherStream = new SharedWatcherStream(
       {
         server: this.options.server,
         token,
@@ -243,9 +261,20 @@ export class SharedWatcherSource implements EndpointSource {
         stallTimeoutMs: this.options.stallTimeoutMs ?? 3 * PING_INTERVAL_MS,
       },
       {
-        onOpen: () => this.opened(),
-        onMessage: (message) => this.received(message),
+        onOpen: () => {
+          if (stream === this.replacement) this.promote(stream, token);
+          this.opened();
+        },
+        onMessage: (message) => {
+          if (stream === this.stream) this.received(message);
+        },
         onClose: (err, refusal) => {
+          if (stream === this.replacement) {
+            this.replacement = undefined;
+            this.log.debug({ err, statusCode: refusal?.statusCode }, 'the new stream the discovery server asked for failed; keeping the current one while it lasts');
+            return;
+          }
+          if (stream !== this.stream) return;
           this.stream = undefined;
           this.serverSynced = false;
           if (refusal) this.failed(new Error(`HTTP ${refusal.statusCode}: ${refusal.message}`), refusal.statusCode);
@@ -253,6 +282,39 @@ export class SharedWatcherSource implements EndpointSource {
         },
       },
     );
+    return stream;
+  }
+
+  /**
+   * The server will end the current stream soon (its token expires): open a new one with the token
+   * kubelet has rotated into the file, and close the current one once the new one is open. The sets
+   * stay current throughout. With no new token in the file yet, the current stream runs to its end
+   * and the usual reconnect follows.
+   */
+  private replace(reason: string): void {
+    if (this.replacement || this.closed) return;
+    let token: string;
+    try {
+      token = this.readToken();
+    } catch (err) {
+      this.log.debug({ err, reason }, 'the discovery server asked for a new stream; the token file cannot be read, so the current one runs to its end');
+      return;
+    }
+    if (token === this.streamToken) {
+      this.log.debug({ reason }, 'the discovery server asked for a new stream; the token file holds no new token yet, so the current one runs to its end');
+      return;
+    }
+    this.log.debug({ reason }, 'the discovery server asked for a new stream; opening it with the new token');
+    this.replacement = this.open(token);
+  }
+
+  private promote(stream: SharedWatcherStream, token: string): void {
+    const previous = this.stream;
+    clearTimeout(this.reconnectTimer);
+    this.replacement = undefined;
+    this.stream = stream;
+    this.streamToken = token;
+    previous?.close();
   }
 
   private opened(): void {
@@ -316,6 +378,9 @@ export class SharedWatcherSource implements EndpointSource {
         this.settle(entry);
         return;
       }
+      case 'reconnect':
+        this.replace(message.reason);
+        return;
       case 'error': {
         this.log.warn({ key: message.key, reason: message.message }, 'discovery server refused a subscription');
         const entry = message.key === undefined ? undefined : (this.services.get(message.key) ?? this.addresses.get(message.key));

@@ -7,6 +7,7 @@ import {
   MAX_MESSAGE_BYTES,
   NDJSON_CONTENT_TYPE,
   PING_INTERVAL_MS,
+  RECONNECT_LEAD_MS,
   SUBSCRIPTIONS_PATH,
   type ServerMessage,
   type SubscriptionKind,
@@ -22,6 +23,8 @@ export interface DiscoveryServerOptions {
   maxBufferedBytes?: number;
   /** Sidecar connections accepted at once; more get 503 (they retry, possibly at another replica). */
   maxConnections?: number;
+  /** How long before a stream's token expires the sidecar is asked to reconnect (RECONNECT_LEAD_MS). */
+  reconnectLeadMs?: number;
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 20_000;
@@ -35,7 +38,7 @@ export const DEFAULT_MAX_CONNECTIONS = 20_000;
 export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
   private readonly server: Server;
   private readonly subscribers = new Set<Subscriber>();
-  /** When each subscriber's token expires, its stream is ended. */
+  /** Before each subscriber's token expires it is asked to reconnect; when it expires, its stream is ended. */
   private readonly expiryTimers = new Map<Subscriber, NodeJS.Timeout>();
   private readonly serviceSubscribers = new Map<string, Set<Subscriber>>();
   private readonly addressSubscribers = new Map<string, Set<Subscriber>>();
@@ -188,18 +191,31 @@ export class DiscoveryServer implements ClusterIndexEvents, SubscriberHost {
     const id = this.nextId++;
     const subscriber = new Subscriber(id, verdict.user, req, res, this, this.options.maxBufferedBytes ?? MAX_BUFFERED_BYTES, this.log);
     this.subscribers.add(subscriber);
-    if (verdict.expiresAt !== undefined) {
-      // A stream lasts no longer than the token it was opened with: the sidecar reconnects with the
-      // token kubelet rotated in meanwhile (it does so at 80% of the token's life).
-      const timer = setTimeout(() => {
-        this.log.debug({ connId: id, user: verdict.user }, 'subscriber token expired: stream ended');
-        subscriber.end();
-      }, Math.max(0, verdict.expiresAt - Date.now()));
-      timer.unref();
-      this.expiryTimers.set(subscriber, timer);
-    }
+    if (verdict.expiresAt !== undefined) this.limitToToken(subscriber, verdict.expiresAt, verdict.user);
     this.log.debug({ connId: id, user: verdict.user }, 'subscriber joined');
     subscriber.send({ type: 'ping', synced: this.index.isSynced });
+  }
+
+  /**
+   * A stream lasts no longer than the token it was opened with. Shortly before the token expires the
+   * sidecar is asked to open a new stream with the token kubelet has rotated in meanwhile (at 80% of
+   * the token's life); whatever is still open at expiry is ended.
+   */
+  private limitToToken(subscriber: Subscriber, expiresAt: number, user: string): void {
+    const at = (when: number, run: () => void) => {
+      const timer = setTimeout(run, Math.max(0, when - Date.now()));
+      timer.unref();
+      this.expiryTimers.set(subscriber, timer);
+    };
+    const end = () => {
+      this.log.debug({ connId: subscriber.id, user }, 'subscriber token expired: stream ended');
+      subscriber.end();
+    };
+    if (expiresAt <= Date.now()) return at(expiresAt, end);
+    at(expiresAt - (this.options.reconnectLeadMs ?? RECONNECT_LEAD_MS), () => {
+      subscriber.send({ type: 'reconnect', reason: `the token this stream was opened with expires at ${new Date(expiresAt).toISOString()}` });
+      at(expiresAt, end);
+    });
   }
 
   private publishService(key: string): void {

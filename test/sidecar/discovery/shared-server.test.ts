@@ -10,7 +10,7 @@ import { describeSet, waitForEndpoints, waitUntil } from '../../helpers/wait.js'
 
 const FAST_TUNING = { initialBackoffMs: 20, maxBackoffMs: 200 };
 
-async function startWorld(t: Test, server: { maxBufferedBytes?: number; pingIntervalMs?: number } = {}) {
+async function startWorld(t: Test, server: { maxBufferedBytes?: number; pingIntervalMs?: number; reconnectLeadMs?: number } = {}) {
   const world = await startSharedWatcherWorld(t);
   world.api.upsert('services', serviceObject({ name: 'web', namespace: 'demo', clusterIP: '10.96.0.111', ports: [{ port: 80, targetPort: 8080 }] }));
   const logs = captureLogs();
@@ -239,9 +239,9 @@ function tokenExpiringAt(expiresAt: number): string {
   return `${part({ alg: 'RS256' })}.${part({ aud: ['meshlet-discovery'], exp: Math.floor(expiresAt / 1000), sub: 'system:serviceaccount:client:default' })}.signature`;
 }
 
-t.test('a stream lasts no longer than the token it was opened with; a token without an expiry keeps its stream', async (t) => {
-  const { discovery, api } = await startWorld(t);
-  const expiresAt = Date.now() + 2_000;
+t.test('a stream lasts no longer than the token it was opened with, and asks for a new one first; a token without an expiry keeps its stream', async (t) => {
+  const { discovery, api } = await startWorld(t, { reconnectLeadMs: 1_000 });
+  const expiresAt = Date.now() + 3_000;
   const expiring = tokenExpiringAt(expiresAt);
   api.acceptToken(expiring, 'system:serviceaccount:client:default', ['meshlet-discovery']);
   const short = await openRawSubscriber(discovery.port, expiring);
@@ -251,6 +251,11 @@ t.test('a stream lasts no longer than the token it was opened with; a token with
     long.close();
   });
   t.equal(short.status, 200, 'the token is accepted while valid');
+  let shortEnded = false;
+  void short.ended.then(() => (shortEnded = true));
+  await waitUntil(() => short.messages.some((m) => m.type === 'reconnect'), 5_000, 'the server to ask for a new stream');
+  t.notOk(shortEnded, 'asked while the stream is still open');
+  t.match(short.messages.find((m) => m.type === 'reconnect'), { type: 'reconnect', reason: /the token this stream was opened with expires at \d{4}-/ });
   await Promise.race([short.ended, new Promise((_, reject) => setTimeout(() => reject(new Error('the stream outlived its token by 5 s')), expiresAt - Date.now() + 5_000))]);
   t.ok(Date.now() >= Math.floor(expiresAt / 1000) * 1000, 'the stream ended once its token expired, not before');
   short.send({ op: 'watch', kind: 'service', key: 'demo/web' });
@@ -264,4 +269,55 @@ t.test('a stream lasts no longer than the token it was opened with; a token with
   t.equal(reviews(), before + 1, 'past its expiry the token is reviewed again, not answered from the cache');
   await Promise.race([again.ended, new Promise((_, reject) => setTimeout(() => reject(new Error('a stream opened with an expired token was kept open')), 5_000))]);
   t.pass('a stream opened with a token already expired is ended at once');
+});
+
+t.test("a token about to expire: the sidecar opens a new stream with kubelet's new token before closing the old one, quietly and never stale", async (t) => {
+  const { discovery, api, tokenFile, logs: serverLogs } = await startWorld(t, { reconnectLeadMs: 1_500, pingIntervalMs: 100 });
+  const expiresAt = Date.now() + 3_000;
+  const expiring = tokenExpiringAt(expiresAt);
+  api.acceptToken(expiring, 'system:serviceaccount:client:default', ['meshlet-discovery']);
+  await writeFile(tokenFile, `${expiring}\n`);
+  const logs = captureLogs();
+  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: discovery.port }, tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000 }, logs.log);
+  t.teardown(() => source.close());
+  const target = await waitForResolved(source, 'web:80');
+  const unsubscribe = target.subscribe(() => undefined);
+  t.teardown(unsubscribe);
+  await waitUntil(() => source.isReachable, 5_000, 'the sidecar on the shared watcher');
+  // kubelet rotates the projected token at 80% of its life: the file holds a new one before the old expires.
+  await writeFile(tokenFile, `${SIDECAR_TOKEN}\n`);
+  const joined = () => serverLogs.lines.filter((l) => l.msg === 'subscriber joined').length;
+  let everStale = false;
+  let everUnreachable = false;
+  // Bounded: until well past the old token's expiry.
+  while (Date.now() < expiresAt + 1_000) {
+    everStale ||= target.stale;
+    everUnreachable ||= !source.isReachable;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  t.equal(joined(), 2, 'one new stream was opened');
+  t.notOk(serverLogs.lines.some((l) => l.msg === 'subscriber token expired: stream ended'), 'the old stream was closed by the sidecar before its token expired');
+  t.equal(discovery.server.connectionCount, 1, 'and only the new one is open');
+  t.notOk(everStale, 'the sets never went stale');
+  t.notOk(everUnreachable, 'the server never looked unreachable');
+  t.notOk(logs.lines.some((l) => l.level === 'warn' || l.level === 'error'), `no warning: ${JSON.stringify(logs.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg))}`);
+
+  api.upsert('endpointslices', endpointSliceObject({ name: 'web-next', namespace: 'demo', service: 'web', ports: [{ port: 8080 }], endpoints: [{ ip: '10.244.9.9' }] }));
+  await waitForEndpoints(target, (set) => set.ready.some((e) => e.host === '10.244.9.9'), 5_000, 'a change pushed on the new stream');
+  t.pass('changes arrive on the new stream');
+});
+
+t.test('asked for a new stream while the token file still holds the same token: the sidecar waits for the end instead of reconnecting in a loop', async (t) => {
+  const { discovery, api, tokenFile, logs: serverLogs } = await startWorld(t, { reconnectLeadMs: 1_500 });
+  const expiresAt = Date.now() + 2_500;
+  const expiring = tokenExpiringAt(expiresAt);
+  api.acceptToken(expiring, 'system:serviceaccount:client:default', ['meshlet-discovery']);
+  await writeFile(tokenFile, `${expiring}\n`);
+  const logs = captureLogs();
+  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: discovery.port }, tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000 }, logs.log);
+  t.teardown(() => source.close());
+  await waitForResolved(source, 'web:80');
+  await logs.waitFor((l) => /holds no new token yet/.test(l.msg), 5_000, 'the sidecar to see no new token');
+  t.equal(serverLogs.lines.filter((l) => l.msg === 'subscriber joined').length, 1, 'no new stream was opened before the old one ended');
+  t.ok(Date.now() < expiresAt, 'and the old one is still serving');
 });
