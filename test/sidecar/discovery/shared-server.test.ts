@@ -271,16 +271,21 @@ t.test('a stream lasts no longer than the token it was opened with, and asks for
   t.pass('a stream opened with a token already expired is ended at once');
 });
 
-t.test("a token about to expire: the sidecar opens a new stream with kubelet's new token before closing the old one, quietly and never stale", async (t) => {
-  const { discovery, api, tokenFile, logs: serverLogs } = await startWorld(t, { reconnectLeadMs: 1_500, pingIntervalMs: 100 });
-  const expiresAt = Date.now() + 3_000;
+/** A sidecar on the shared watcher whose token file holds a token that expires `lifeMs` from now. */
+async function sidecarWithExpiringToken(t: Test, lifeMs: number, server: { pingIntervalMs?: number } = {}) {
+  const world = await startWorld(t, { reconnectLeadMs: 1_500, ...server });
+  const expiresAt = Date.now() + lifeMs;
   const expiring = tokenExpiringAt(expiresAt);
-  api.acceptToken(expiring, 'system:serviceaccount:client:default', ['meshlet-discovery']);
-  await writeFile(tokenFile, `${expiring}\n`);
+  world.api.acceptToken(expiring, 'system:serviceaccount:client:default', ['meshlet-discovery']);
+  await writeFile(world.tokenFile, `${expiring}\n`);
   const logs = captureLogs();
-  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: discovery.port }, tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000 }, logs.log);
+  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: world.discovery.port }, tokenFile: world.tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000 }, logs.log);
   t.teardown(() => source.close());
-  const target = await waitForResolved(source, 'web:80');
+  return { ...world, expiresAt, source, sidecarLogs: logs, target: await waitForResolved(source, 'web:80') };
+}
+
+t.test("a token about to expire: the sidecar opens a new stream with kubelet's new token before closing the old one, quietly and never stale", async (t) => {
+  const { discovery, api, tokenFile, logs: serverLogs, expiresAt, source, sidecarLogs: logs, target } = await sidecarWithExpiringToken(t, 3_000, { pingIntervalMs: 100 });
   const unsubscribe = target.subscribe(() => undefined);
   t.teardown(unsubscribe);
   await waitUntil(() => source.isReachable, 5_000, 'the sidecar on the shared watcher');
@@ -308,15 +313,7 @@ t.test("a token about to expire: the sidecar opens a new stream with kubelet's n
 });
 
 t.test('asked for a new stream while the token file still holds the same token: the sidecar waits for the end instead of reconnecting in a loop', async (t) => {
-  const { discovery, api, tokenFile, logs: serverLogs } = await startWorld(t, { reconnectLeadMs: 1_500 });
-  const expiresAt = Date.now() + 2_500;
-  const expiring = tokenExpiringAt(expiresAt);
-  api.acceptToken(expiring, 'system:serviceaccount:client:default', ['meshlet-discovery']);
-  await writeFile(tokenFile, `${expiring}\n`);
-  const logs = captureLogs();
-  const source = new SharedWatcherSource({ server: { host: '127.0.0.1', port: discovery.port }, tokenFile, namespace: 'demo', clusterDomain: 'cluster.local', fallbackAfterMs: 60_000 }, logs.log);
-  t.teardown(() => source.close());
-  await waitForResolved(source, 'web:80');
+  const { logs: serverLogs, expiresAt, sidecarLogs: logs } = await sidecarWithExpiringToken(t, 2_500);
   await logs.waitFor((l) => /holds no new token yet/.test(l.msg), 5_000, 'the sidecar to see no new token');
   t.equal(serverLogs.lines.filter((l) => l.msg === 'subscriber joined').length, 1, 'no new stream was opened before the old one ended');
   t.ok(Date.now() < expiresAt, 'and the old one is still serving');
