@@ -24,6 +24,7 @@ const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
 const SEMICOLON = 0x3b;
+const COLON = 0x3a;
 const EQUALS = 0x3d;
 const DQUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -597,33 +598,63 @@ function isMethodSoFar(buf: Buffer, from: number): boolean {
   return sp < 0 ? METHOD_PREFIXES.has(method) : KNOWN_METHODS.has(method);
 }
 
-/** field-name ":" OWS field-value OWS, one per CRLF-ended line, from text[from] to the end. */
+/**
+ * field-name ":" OWS field-value OWS, one per CRLF-ended line, from text[from] to the end. The
+ * lines were checked by scanBlock to end in CRLF with no other CR or LF, so each line is read in
+ * one pass: the name up to the colon, the value up to the CR (or the end of the text).
+ */
 function parseFields(text: string, from: number, out: string[]): string | undefined {
   let pos = from;
   const end = text.length;
   while (pos < end) {
-    let lineEnd = text.indexOf('\r\n', pos);
-    if (lineEnd < 0) lineEnd = end;
     const first = text.charCodeAt(pos);
     if (first === SP || first === HTAB) return 'obs-fold (a header line starting with whitespace) is not allowed (RFC 9112 section 5.2)';
-    const colon = text.indexOf(':', pos);
-    if (colon < 0 || colon > lineEnd) return 'a header line without a colon';
-    if (colon === pos) return 'an empty header name';
-    for (let i = pos; i < colon; i++) {
-      if (TOKEN[text.charCodeAt(i)] === 0) return `header name "${text.slice(pos, colon).slice(0, 100)}" has a character not allowed in a token (no spaces, no whitespace before the colon)`;
-    }
-    let vs = colon + 1;
-    let ve = lineEnd;
-    while (vs < ve && (text.charCodeAt(vs) === SP || text.charCodeAt(vs) === HTAB)) vs++;
-    while (ve > vs && (text.charCodeAt(ve - 1) === SP || text.charCodeAt(ve - 1) === HTAB)) ve--;
-    for (let i = vs; i < ve; i++) {
-      if (FIELD_VALUE[text.charCodeAt(i)] === 0) return `the value of "${text.slice(pos, colon)}" has a control character (CR, LF, NUL and other controls are not allowed)`;
-    }
+    let i = pos;
+    while (i < end && TOKEN[text.charCodeAt(i)] === 1) i++;
+    if (i === end || text.charCodeAt(i) !== COLON) return fieldNameProblem(text, pos);
+    if (i === pos) return 'an empty header name';
+    const colon = i++;
+    let c = 0;
+    while (i < end && ((c = text.charCodeAt(i)) === SP || c === HTAB)) i++;
+    const vs = i;
+    while (i < end && FIELD_VALUE[text.charCodeAt(i)] === 1) i++;
+    if (i < end && text.charCodeAt(i) !== CR) return `the value of "${text.slice(pos, colon)}" has a control character (CR, LF, NUL and other controls are not allowed)`;
+    let ve = i;
+    while (ve > vs && ((c = text.charCodeAt(ve - 1)) === SP || c === HTAB)) ve--;
     if (out.length >= MAX_HEADER_FIELDS * 2) return TOO_MANY_FIELDS;
     out.push(text.slice(pos, colon), text.slice(vs, ve));
-    pos = lineEnd + 2;
+    pos = i + 2;
   }
   return undefined;
+}
+
+/** What is wrong with the name of the line at text[pos], whose name is not a token followed by a colon. */
+function fieldNameProblem(text: string, pos: number): string {
+  let lineEnd = text.indexOf('\r\n', pos);
+  if (lineEnd < 0) lineEnd = text.length;
+  const colon = text.indexOf(':', pos);
+  if (colon < 0 || colon > lineEnd) return 'a header line without a colon';
+  if (colon === pos) return 'an empty header name';
+  return `header name "${text.slice(pos, colon).slice(0, 100)}" has a character not allowed in a token (no spaces, no whitespace before the colon)`;
+}
+
+/** Whether `value` is one or more decimal digits (an empty value is not). */
+function isDigits(value: string): boolean {
+  if (value.length === 0) return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/** The tokens of a Connection value, lowercased and trimmed; one token (the usual case) without split(). */
+function connectionTokens(value: string): string[] {
+  const lower = value.toLowerCase();
+  if (lower.indexOf(',') < 0) return [lower.trim()];
+  const tokens = lower.split(',');
+  for (let t = 0; t < tokens.length; t++) tokens[t] = tokens[t]!.trim();
+  return tokens;
 }
 
 interface FieldInfo {
@@ -651,15 +682,14 @@ function analyseFields(head: H1Head): FieldInfo | string {
         break;
       case 10:
         if (isNamed(name, 'connection')) {
-          const tokens = value.toLowerCase().split(',');
-          for (let t = 0; t < tokens.length; t++) tokens[t] = tokens[t]!.trim();
+          const tokens = connectionTokens(value);
           head.connection = head.connection === undefined ? tokens : head.connection.concat(tokens);
         }
         break;
       case 14:
         if (isNamed(name, 'content-length')) {
           if (cl !== undefined) return 'more than one Content-Length header';
-          if (value.length === 0 || value.length > 15 || !/^\d+$/.test(value)) return `Content-Length "${value.slice(0, 40)}" is not a decimal number of at most 15 digits`;
+          if (value.length > 15 || !isDigits(value)) return `Content-Length "${value.slice(0, 40)}" is not a decimal number of at most 15 digits`;
           cl = Number(value);
         }
         break;
