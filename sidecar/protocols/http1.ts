@@ -395,7 +395,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
 
 /**
  * Writes the staged pieces of one read as one chunk (one copy when there are several, or when they
- * are views of the shared upstream read buffer) and empties the stage: at most three writes per
+ * are views of the shared read buffer) and empties the stage: at most three writes per
  * read, however finely the sender chunked it.
  */
 function writeStaged(socket: Socket, stage: Buffer[], isBorrowed = false): boolean {
@@ -405,9 +405,8 @@ function writeStaged(socket: Socket, stage: Buffer[], isBorrowed = false): boole
 }
 
 /**
- * A copy of response bytes read from an endpoint (a view of the read buffer every upstream
- * connection shares, sidecar/wire/h1/upstream-connection.ts), for a write that may keep it queued
- * past the read.
+ * A copy of response bytes read from an endpoint (a view of the read buffer every HTTP/1.1 socket
+ * shares, sidecar/wire/h1/read-buffer.ts), for a write that may keep it queued past the read.
  */
 function copyOfRead(data: Buffer): Buffer {
   return Buffer.from(data);
@@ -450,7 +449,7 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
     const conn = new H1AppConnection(socket, ctx, this);
     this.connections.add(conn);
     this.sweep ??= setInterval(() => this.checkTimeouts(), this.sweepIntervalMs).unref();
-    socket.resume();
+    conn.start();
   }
 
   close(): void {

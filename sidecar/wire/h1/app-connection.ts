@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { ConnectionContext } from '../../accept/connection-context.js';
 import { FRAMING, H1Parser, type H1Head, type H1ParserEvents } from './parser.js';
+import { isBorrowed, readIntoSharedBuffer, streamSharedReads } from './read-buffer.js';
 import { CLOSE_LINES, serializeReply } from './serializer.js';
 
 /** What an app connection asks of the relay that owns it: one request's life, and bookkeeping. */
@@ -31,7 +32,7 @@ export interface H1AppExchange {
  * relay, one at a time. Pipelined requests wait, unparsed, until the response before them is
  * complete, so responses go back in order and at most one read of input (64 KiB, the socket's read
  * size) is held per connection; reading pauses whenever the request's endpoint is slower than the
- * app (backpressure).
+ * app (backpressure). Reads go into the buffer all HTTP/1.1 sockets share (./read-buffer.ts).
  */
 export class H1AppConnection implements H1ParserEvents {
   readonly parser: H1Parser;
@@ -59,10 +60,22 @@ export class H1AppConnection implements H1ParserEvents {
   ) {
     this.parser = new H1Parser('request', this);
     this.idleSince = performance.now();
-    socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
     socket.on('end', this.onAppEnd);
     socket.on('close', () => this.onClose());
+  }
+
+  /**
+   * Starts reading the (paused) socket: the bytes already read (those protocol detection put back)
+   * first, then each read as a view of the shared read buffer, or as 'data' events where this Node
+   * cannot read into it.
+   */
+  start(): void {
+    const socket = this.socket;
+    const early = socket.read() as Buffer | null;
+    if (!readIntoSharedBuffer(socket, this.onData)) socket.on('data', this.onData);
+    if (early !== null) this.onData(early);
+    if (!this.parser.isPaused && !this.parser.isDone && !this.closed && this.leftover === undefined) socket.resume();
   }
 
   /** Corks `socket` until the read being parsed is done (one write per read); returns it. */
@@ -125,13 +138,15 @@ export class H1AppConnection implements H1ParserEvents {
       this.socket.off('data', this.onData);
       this.socket.off('drain', this.onDrain);
       this.socket.off('end', this.onAppEnd);
+      // From here the socket is a plain stream for the pipe: later reads become 'data' events again.
+      streamSharedReads(this.socket);
       this.headStartedAt = 0;
-      this.handler.startUpgrade(this, head, offset < chunk.length ? chunk.subarray(offset) : Buffer.alloc(0));
+      this.handler.startUpgrade(this, head, offset < chunk.length ? keptOf(chunk.subarray(offset)) : Buffer.alloc(0));
       return;
     }
     if (this.parser.isDone) return;
     if (offset < chunk.length) {
-      this.leftover = chunk.subarray(offset);
+      this.leftover = keptOf(chunk.subarray(offset));
       this.socket.pause();
     }
     if (this.exchange === undefined && this.parser.isIdle) this.headStartedAt = 0;
@@ -172,7 +187,8 @@ export class H1AppConnection implements H1ParserEvents {
   }
 
   onBody(data: Buffer): void {
-    this.exchange?.onRequestBody(data);
+    // Body bytes may wait in a write queue or be kept for a retry: never a view of the shared buffer.
+    this.exchange?.onRequestBody(keptOf(data));
   }
 
   onEnd(trailers: string[] | undefined): void {
@@ -201,6 +217,11 @@ export class H1AppConnection implements H1ParserEvents {
     this.idleSince = performance.now();
     if (this.closeAfterResponse || this.parser.isDone) {
       this.socket.end();
+      // Reading may be paused (it stops at once when reads go into the shared buffer): read on, and
+      // drop what comes, so the app's own close is seen and the socket does not linger half-open.
+      this.parser.stop();
+      this.leftover = undefined;
+      if (!this.appEnded) this.socket.resume();
       return;
     }
     this.resumeInput();
@@ -238,6 +259,11 @@ export class H1AppConnection implements H1ParserEvents {
     exchange?.onAppClosed();
     this.handler.connectionClosed(this);
   }
+}
+
+/** `chunk` itself, or a copy of it if it is a view of the shared read buffer: for keeping past its read. */
+function keptOf(chunk: Buffer): Buffer {
+  return isBorrowed(chunk) ? Buffer.from(chunk) : chunk;
 }
 
 /** Whether a request head has a body to relay. */
