@@ -3,10 +3,12 @@ import type { EndpointStats } from '../balance/endpoint-stats.js';
 import type { PickResult } from '../balance/policy.js';
 import { OUTCOME, type Outcome, type TargetBalancer } from '../balance/target-balancer.js';
 import { H1AppConnection, hasRequestBody, type H1AppExchange, type H1RequestHandler } from '../wire/h1/app-connection.js';
-import { FRAMING, type H1Head } from '../wire/h1/parser.js';
+import { FRAMING, type H1Head, type H1RawHead } from '../wire/h1/parser.js';
 import {
+  CLOSE_HEAD_END,
   CLOSE_LINES,
   chunkSizeLine,
+  forwardResponseHead,
   keepAliveLines,
   serializeInterimHead,
   serializeLastChunk,
@@ -77,7 +79,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
   headSent = false;
   out: Out = OUT.none;
   /** The response head, not yet written: it goes out with the first body bytes. */
-  pendingHead: string | undefined = undefined;
+  pendingHead: string | Buffer | undefined = undefined;
   /** The app is gone, or the exchange is over. */
   done = false;
   /** Decoded chunk data of the read being parsed, sent upstream as one chunk once it is parsed. */
@@ -293,7 +295,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     if (!this.reqEnded && !this.done) this.app.resumeInput();
   }
 
-  onResponseHead(head: H1Head): void {
+  onResponseHead(head: H1Head, raw: H1RawHead): void {
     if (this.done) return;
     const app = this.app;
     if (head.status < 200) {
@@ -339,8 +341,11 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
         }
     }
     if (!keepAlive) app.closeAfterResponse = true;
-    // Held until the body's first bytes (usually in the same read): one write carries both.
-    this.pendingHead = serializeResponseHead(head, te, keepAlive ? this.relay.keepAliveLines : CLOSE_LINES);
+    // Held until the body's first bytes (usually in the same read): one write carries both. The
+    // endpoint's own bytes when only hop-by-hop lines need to go, else a head written anew.
+    this.pendingHead =
+      (te === undefined ? forwardResponseHead(head, raw, keepAlive ? this.relay.keepAliveHeadEnd : CLOSE_HEAD_END) : undefined) ??
+      serializeResponseHead(head, te, keepAlive ? this.relay.keepAliveLines : CLOSE_LINES);
   }
 
   onResponseBody(data: Buffer): void {
@@ -350,7 +355,8 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
       // A small body is copied behind the head: one write (and one syscall) instead of a writev.
       this.pendingHead = undefined;
       const joined = Buffer.allocUnsafe(head.length + data.length);
-      joined.write(head, 0, 'latin1');
+      if (typeof head === 'string') joined.write(head, 0, 'latin1');
+      else head.copy(joined, 0);
       data.copy(joined, head.length);
       if (!this.app.socket.write(joined)) this.conn?.socket.pause();
       return;
@@ -435,6 +441,8 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
   private sweep: NodeJS.Timeout | undefined = undefined;
   private readonly sweepIntervalMs: number;
   readonly keepAliveLines: string;
+  /** keepAliveLines and the empty line that ends a head, for a head forwarded as the endpoint sent it. */
+  readonly keepAliveHeadEnd: Buffer;
   closing = false;
 
   constructor(
@@ -442,6 +450,7 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
     readonly options: Http1Options = { headerTimeoutMs: DEFAULT_HTTP1_HEADER_TIMEOUT_MS, idleTimeoutMs: DEFAULT_HTTP1_IDLE_TIMEOUT_MS },
   ) {
     this.keepAliveLines = keepAliveLines(options.idleTimeoutMs);
+    this.keepAliveHeadEnd = Buffer.from(`${this.keepAliveLines}\r\n`, 'latin1');
     this.sweepIntervalMs = Math.max(MIN_SWEEP_INTERVAL_MS, Math.min(MAX_SWEEP_INTERVAL_MS, Math.floor(Math.min(options.headerTimeoutMs, options.idleTimeoutMs) / 4)));
   }
 

@@ -55,6 +55,8 @@ for (let c = 0; c < 6; c++) {
 /** scheme "://" at the start of an absolute-form target (RFC 3986 section 3.1). */
 const ABSOLUTE_TARGET = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 
+const NO_BYTES = Buffer.alloc(0);
+
 /** How a message body is delimited (RFC 9112 section 6.3). */
 export const FRAMING = { none: 0, length: 1, chunked: 2, close: 3 } as const;
 export type Framing = (typeof FRAMING)[keyof typeof FRAMING];
@@ -90,9 +92,24 @@ export interface H1Head {
   isUpgrade: boolean;
 }
 
+/**
+ * Where the bytes of the head being reported are, for an owner that forwards them as they came.
+ * Valid only during onHead: the bytes may be a view of a read buffer that the next read reuses.
+ */
+export interface H1RawHead {
+  /** The head is buf[start, end), its empty line included. */
+  buf: Buffer;
+  start: number;
+  end: number;
+  /** Where field line i (fields[2i], fields[2i + 1]) starts in buf; it ends, CRLF included, where the next starts, or at end - 2. */
+  lineStarts: number[];
+  /** Every field line is already "name: value" (one space after the colon, no whitespace after the value). */
+  isCanonical: boolean;
+}
+
 /** What a parser tells its owner. The owner may call pause() from any of these. */
 export interface H1ParserEvents {
-  onHead(head: H1Head): void;
+  onHead(head: H1Head, raw: H1RawHead): void;
   /** A slice of the read given to execute(): valid until the owner returns, unless it keeps the Buffer. */
   onBody(data: Buffer): void;
   /** The message is complete; `trailers` are those of a chunked body (name, value, ...), if any. */
@@ -140,6 +157,8 @@ export class H1Parser {
   /** Where in a chunk extension the parser is. */
   private extPart: number = EXT.start;
   private head: H1Head | undefined = undefined;
+  /** Where the head being reported lies; one per parser, rewritten for each head. */
+  private readonly raw: H1RawHead = { buf: NO_BYTES, start: 0, end: 0, lineStarts: [], isCanonical: true };
   /** For a response parser: the method of the request being answered. */
   requestMethod = 'GET';
 
@@ -330,7 +349,10 @@ export class H1Parser {
       this.fail(this.kind === 'request' ? 400 : 502, problem);
       return false;
     }
-    const fieldProblem = parseFields(text, firstEnd + 2, head.fields);
+    const raw = this.raw;
+    raw.lineStarts.length = 0;
+    raw.isCanonical = true;
+    const fieldProblem = parseFields(text, firstEnd + 2, head.fields, raw, start);
     if (fieldProblem !== undefined) {
       this.fail(fieldProblem === TOO_MANY_FIELDS && this.kind === 'request' ? 431 : this.kind === 'request' ? 400 : 502, fieldProblem);
       return false;
@@ -345,7 +367,12 @@ export class H1Parser {
     if (head.isUpgrade || (this.kind === 'response' && head.status === 101)) this.state = STATE.done;
     else if (isInterim) this.state = STATE.head;
     else this.enterBody(head);
-    this.events.onHead(head);
+    raw.buf = buf;
+    raw.start = start;
+    raw.end = end;
+    this.events.onHead(head, raw);
+    // Not kept past the event: a carried-over head's buffer is freed.
+    raw.buf = NO_BYTES;
     if (!isInterim && this.state === STATE.head && this.head === head) this.finish(undefined);
     return true;
   }
@@ -601,9 +628,10 @@ function isMethodSoFar(buf: Buffer, from: number): boolean {
 /**
  * field-name ":" OWS field-value OWS, one per CRLF-ended line, from text[from] to the end. The
  * lines were checked by scanBlock to end in CRLF with no other CR or LF, so each line is read in
- * one pass: the name up to the colon, the value up to the CR (or the end of the text).
+ * one pass: the name up to the colon, the value up to the CR (or the end of the text). With `raw`,
+ * where each line starts (text[0] being buf[offset]) and whether all are canonical are noted there.
  */
-function parseFields(text: string, from: number, out: string[]): string | undefined {
+function parseFields(text: string, from: number, out: string[], raw?: H1RawHead, offset = 0): string | undefined {
   let pos = from;
   const end = text.length;
   while (pos < end) {
@@ -623,6 +651,10 @@ function parseFields(text: string, from: number, out: string[]): string | undefi
     while (ve > vs && ((c = text.charCodeAt(ve - 1)) === SP || c === HTAB)) ve--;
     if (out.length >= MAX_HEADER_FIELDS * 2) return TOO_MANY_FIELDS;
     out.push(text.slice(pos, colon), text.slice(vs, ve));
+    if (raw !== undefined) {
+      raw.lineStarts.push(offset + pos);
+      if (vs !== colon + 2 || text.charCodeAt(colon + 1) !== SP || ve !== i) raw.isCanonical = false;
+    }
     pos = i + 2;
   }
   return undefined;

@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
-import { H1Parser, type H1Head, type H1ParserEvents } from './parser.js';
+import { H1Parser, type H1Head, type H1ParserEvents, type H1RawHead } from './parser.js';
 
 /** The request currently using an upstream connection: it gets the response as it is parsed. */
 export interface UpstreamUser {
-  onResponseHead(head: H1Head): void;
+  /** `raw`: where the head's bytes are, valid only during this call. */
+  onResponseHead(head: H1Head, raw: H1RawHead): void;
   onResponseBody(data: Buffer): void;
   onResponseEnd(trailers: string[] | undefined): void;
   /**
@@ -78,9 +79,9 @@ export class H1UpstreamConnection implements H1ParserEvents {
     this.socket.destroy();
   }
 
-  onHead(head: H1Head): void {
+  onHead(head: H1Head, raw: H1RawHead): void {
     if (head.status >= 200 && !head.keepAlive) this.keepAlive = false;
-    this.user?.onResponseHead(head);
+    this.user?.onResponseHead(head, raw);
   }
 
   onBody(data: Buffer): void {
