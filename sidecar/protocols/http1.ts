@@ -8,6 +8,7 @@ import {
   CLOSE_HEAD_END,
   CLOSE_LINES,
   chunkSizeLine,
+  forwardRequestHead,
   forwardResponseHead,
   keepAliveLines,
   serializeInterimHead,
@@ -96,6 +97,8 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     readonly path: string,
     /** Host sent upstream in place of the app's, for absolute-form; else undefined. */
     readonly host: string | undefined,
+    /** The head as the endpoint gets it, copied from the app's bytes; undefined: written anew from `head`. */
+    readonly headBytes: Buffer | undefined,
   ) {
     super(relay.deps, 'http1');
     this.chunkedUp = head.framing === FRAMING.chunked;
@@ -149,7 +152,9 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
       socket.cork();
       app.corked = socket;
     }
-    socket.write(serializeRequestHead(this.head, this.path, this.host, this.chunkedUp), 'latin1');
+    const headBytes = this.headBytes;
+    if (headBytes !== undefined) socket.write(headBytes);
+    else socket.write(serializeRequestHead(this.head, this.path, this.host, this.chunkedUp), 'latin1');
     const replay = this.retried ? this.replay : null;
     if (replay !== null) for (const chunk of replay) writeBody(socket, chunk, this.chunkedUp);
     if (this.reqEnded && this.chunkedUp && this.retried) socket.write(serializeLastChunk(this.reqTrailers), 'latin1');
@@ -500,7 +505,7 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
 
   // ------------------------------------------------------------------ a new request
 
-  startRequest(app: H1AppConnection, head: H1Head): void {
+  startRequest(app: H1AppConnection, head: H1Head, raw: H1RawHead): void {
     const target = head.target;
     let authority = head.host;
     let path = target;
@@ -517,14 +522,15 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
       path = parsed.path;
       host = parsed.authority;
     }
-    const ex = new H1Exchange(this, app, head, path, host);
+    // An origin-form request needs no new request line or Host: its own bytes go, less hop-by-hop lines.
+    const ex = new H1Exchange(this, app, head, path, host, host === undefined ? forwardRequestHead(head, raw) : undefined);
     app.exchange = ex;
     ex.route(app.ctx, authority);
   }
 
   /** A request refused before an exchange began: answered, the connection kept when it can be. */
   private rejectRequest(app: H1AppConnection, head: H1Head, status: number, message: string): void {
-    const ex = new H1Exchange(this, app, head, head.target, undefined);
+    const ex = new H1Exchange(this, app, head, head.target, undefined, undefined);
     app.exchange = ex;
     ex.answer(status, message);
   }

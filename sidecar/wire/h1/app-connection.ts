@@ -1,13 +1,16 @@
 import type { Socket } from 'node:net';
 import type { ConnectionContext } from '../../accept/connection-context.js';
-import { FRAMING, H1Parser, type H1Head, type H1ParserEvents } from './parser.js';
+import { FRAMING, H1Parser, type H1Head, type H1ParserEvents, type H1RawHead } from './parser.js';
 import { isBorrowed, readIntoSharedBuffer, streamSharedReads } from './read-buffer.js';
 import { CLOSE_LINES, serializeReply } from './serializer.js';
 
 /** What an app connection asks of the relay that owns it: one request's life, and bookkeeping. */
 export interface H1RequestHandler {
-  /** A request head arrived; `conn.exchange` must be set (possibly to a finished one) before this returns. */
-  startRequest(conn: H1AppConnection, head: H1Head): void;
+  /**
+   * A request head arrived; `conn.exchange` must be set (possibly to a finished one) before this
+   * returns. `raw` says where its bytes are, valid only during this call.
+   */
+  startRequest(conn: H1AppConnection, head: H1Head, raw: H1RawHead): void;
   /** An Upgrade or CONNECT request: the connection stops being HTTP; `rest` is what followed the head. */
   startUpgrade(conn: H1AppConnection, head: H1Head, rest: Buffer): void;
   connectionClosed(conn: H1AppConnection): void;
@@ -175,7 +178,7 @@ export class H1AppConnection implements H1ParserEvents {
 
   // ---------------------------------------------------------------- parser events
 
-  onHead(head: H1Head): void {
+  onHead(head: H1Head, raw: H1RawHead): void {
     this.headStartedAt = 0;
     if (head.isUpgrade) {
       this.upgradeHead = head;
@@ -183,7 +186,7 @@ export class H1AppConnection implements H1ParserEvents {
     }
     if (!head.keepAlive) this.closeAfterResponse = true;
     // One request at a time: the next is parsed once this one's response is complete.
-    this.handler.startRequest(this, head);
+    this.handler.startRequest(this, head, raw);
   }
 
   onBody(data: Buffer): void {

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import { isNamed, type H1Head, type H1RawHead } from './parser.js';
+import { FRAMING, isNamed, type H1Head, type H1RawHead } from './parser.js';
 
 /**
  * Heads as the other hop gets them: hop-by-hop fields (RFC 9110 section 7.6.1) and those the
@@ -93,14 +93,32 @@ const MIN_STATUS_LINE_BYTES = 13;
  * space before its reason, or a field line not already "name: value".
  */
 export function forwardResponseHead(head: H1Head, raw: H1RawHead, connectionEnd: Buffer): Buffer | undefined {
+  const statusEnd = raw.lineStarts.length > 0 ? raw.lineStarts[0]! : raw.end - 2;
+  // minor 1: the status line starts "HTTP/1.1 " (parseStatusLine), as the one written would.
+  if (!raw.isCanonical || head.minor !== 1 || statusEnd - 2 - raw.start < MIN_STATUS_LINE_BYTES) return undefined;
+  return copyEndToEnd(head, raw, connectionEnd);
+}
+
+/**
+ * The request head for an endpoint as the app sent it, its hop-by-hop lines cut out: the bytes
+ * serializeRequestHead gives for an origin-form request without a new Host and not chunked.
+ * Undefined when the head needs rewriting: HTTP/1.0, a chunked body (its Transfer-Encoding line is
+ * written last), or a field line not already "name: value".
+ */
+export function forwardRequestHead(head: H1Head, raw: H1RawHead): Buffer | undefined {
+  if (!raw.isCanonical || head.minor !== 1 || head.framing === FRAMING.chunked) return undefined;
+  return copyEndToEnd(head, raw, EMPTY_LINE);
+}
+
+const EMPTY_LINE = Buffer.from('\r\n', 'latin1');
+
+/** The start line and the end-to-end field lines of `raw`, then `ending` (which ends the head). */
+function copyEndToEnd(head: H1Head, raw: H1RawHead, ending: Buffer): Buffer {
   const { buf, start, end, lineStarts } = raw;
   const fieldsEnd = end - 2;
-  const statusEnd = lineStarts.length > 0 ? lineStarts[0]! : fieldsEnd;
-  // minor 1: the status line starts "HTTP/1.1 " (parseStatusLine), as the one written would.
-  if (!raw.isCanonical || head.minor !== 1 || statusEnd - 2 - start < MIN_STATUS_LINE_BYTES) return undefined;
   const fields = head.fields;
   const connection = head.connection;
-  let size = fieldsEnd - start + connectionEnd.length;
+  let size = fieldsEnd - start + ending.length;
   for (let i = 0; i < lineStarts.length; i++) {
     if (isHopByHop(fields[2 * i]!, connection)) size -= (i + 1 < lineStarts.length ? lineStarts[i + 1]! : fieldsEnd) - lineStarts[i]!;
   }
@@ -114,7 +132,7 @@ export function forwardResponseHead(head: H1Head, raw: H1RawHead, connectionEnd:
     runStart = i + 1 < lineStarts.length ? lineStarts[i + 1]! : fieldsEnd;
   }
   at += buf.copy(out, at, runStart, fieldsEnd);
-  connectionEnd.copy(out, at);
+  ending.copy(out, at);
   return out;
 }
 
