@@ -264,9 +264,16 @@ export class H1AppConnection implements H1ParserEvents {
   }
 }
 
-/** `chunk` itself, or a copy of it if it is a view of the shared read buffer: for keeping past its read. */
+/**
+ * `chunk` itself, or a copy of it if it is a view of the shared read buffer: for keeping past its
+ * read. The copy has memory of its own, exactly its size (not a slice of Node's 8 KiB pool), so what
+ * a kept body chunk pins is what request/replay.ts charges for it, as when each read had its own buffer.
+ */
 function keptOf(chunk: Buffer): Buffer {
-  return isBorrowed(chunk) ? Buffer.from(chunk) : chunk;
+  if (!isBorrowed(chunk)) return chunk;
+  const copy = Buffer.allocUnsafeSlow(chunk.length);
+  chunk.copy(copy);
+  return copy;
 }
 
 /** Whether a request head has a body to relay. */
