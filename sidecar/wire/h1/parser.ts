@@ -101,7 +101,10 @@ export interface H1RawHead {
   buf: Buffer;
   start: number;
   end: number;
-  /** Where field line i (fields[2i], fields[2i + 1]) starts in buf; it ends, CRLF included, where the next starts, or at end - 2. */
+  /**
+   * Where field line i (fields[2i], fields[2i + 1]) starts in buf; it ends, CRLF included, where the
+   * next starts, or at end - 2. Entries from fields.length / 2 on are left over from earlier heads.
+   */
   lineStarts: number[];
   /** Every field line is already "name: value" (one space after the colon, no whitespace after the value). */
   isCanonical: boolean;
@@ -350,7 +353,6 @@ export class H1Parser {
       return false;
     }
     const raw = this.raw;
-    raw.lineStarts.length = 0;
     raw.isCanonical = true;
     const fieldProblem = parseFields(text, firstEnd + 2, head.fields, raw, start);
     if (fieldProblem !== undefined) {
@@ -570,7 +572,9 @@ const TOO_MANY_FIELDS = `more than ${MAX_HEADER_FIELDS} header fields`;
 function parseRequestLine(line: string, head: H1Head): string | undefined {
   const sp1 = line.indexOf(' ');
   if (sp1 <= 0) return 'the request line is not "METHOD target HTTP/1.1"';
-  if (!KNOWN_METHODS.has(line.slice(0, sp1))) return `method "${line.slice(0, Math.min(sp1, 20))}" is not known; allowed: ${METHODS.join(', ')}`;
+  const method = line.slice(0, sp1);
+  // The usual two without hashing the string for the set.
+  if (method !== 'GET' && method !== 'POST' && !KNOWN_METHODS.has(method)) return `method "${line.slice(0, Math.min(sp1, 20))}" is not known; allowed: ${METHODS.join(', ')}`;
   const sp2 = line.indexOf(' ', sp1 + 1);
   if (sp2 < 0 || sp2 === sp1 + 1) return 'the request line is not "METHOD target HTTP/1.1"';
   for (let i = sp1 + 1; i < sp2; i++) if (TARGET[line.charCodeAt(i)] === 0) return 'a control character or space in the request target';
@@ -578,7 +582,7 @@ function parseRequestLine(line: string, head: H1Head): string | undefined {
   if (version === 'HTTP/1.1') head.minor = 1;
   else if (version === 'HTTP/1.0') head.minor = 0;
   else return `HTTP version "${version.slice(0, 20)}" is not supported; allowed: HTTP/1.1, HTTP/1.0`;
-  head.method = line.slice(0, sp1);
+  head.method = method;
   const target = line.slice(sp1 + 1, sp2);
   const c0 = target.charCodeAt(0);
   if (head.method === 'CONNECT') {
@@ -596,7 +600,7 @@ function parseStatusLine(line: string, head: H1Head): string | undefined {
   else if (line.startsWith('HTTP/1.0 ')) head.minor = 0;
   else return `the status line "${line.slice(0, 40)}" does not start with HTTP/1.1 or HTTP/1.0`;
   const code = line.slice(9, 12);
-  if (!/^[1-9]\d\d$/.test(code)) return `the status code "${code}" is not three digits`;
+  if (code.length !== 3 || !isDigits(code) || code.charCodeAt(0) === 0x30) return `the status code "${code}" is not three digits`;
   if (line.length > 12 && line.charCodeAt(12) !== SP) return 'the status code is not followed by a space';
   const reason = line.slice(13);
   for (let i = 0; i < reason.length; i++) if (FIELD_VALUE[reason.charCodeAt(i)] === 0) return 'a control character in the reason phrase';
@@ -650,11 +654,11 @@ function parseFields(text: string, from: number, out: string[], raw?: H1RawHead,
     let ve = i;
     while (ve > vs && ((c = text.charCodeAt(ve - 1)) === SP || c === HTAB)) ve--;
     if (out.length >= MAX_HEADER_FIELDS * 2) return TOO_MANY_FIELDS;
-    out.push(text.slice(pos, colon), text.slice(vs, ve));
     if (raw !== undefined) {
-      raw.lineStarts.push(offset + pos);
+      raw.lineStarts[out.length >> 1] = offset + pos;
       if (vs !== colon + 2 || text.charCodeAt(colon + 1) !== SP || ve !== i) raw.isCanonical = false;
     }
+    out.push(text.slice(pos, colon), text.slice(vs, ve));
     pos = i + 2;
   }
   return undefined;

@@ -93,7 +93,7 @@ const MIN_STATUS_LINE_BYTES = 13;
  * space before its reason, or a field line not already "name: value".
  */
 export function forwardResponseHead(head: H1Head, raw: H1RawHead, connectionEnd: Buffer): Buffer | undefined {
-  const statusEnd = raw.lineStarts.length > 0 ? raw.lineStarts[0]! : raw.end - 2;
+  const statusEnd = head.fields.length > 0 ? raw.lineStarts[0]! : raw.end - 2;
   // minor 1: the status line starts "HTTP/1.1 " (parseStatusLine), as the one written would.
   if (!raw.isCanonical || head.minor !== 1 || statusEnd - 2 - raw.start < MIN_STATUS_LINE_BYTES) return undefined;
   return copyEndToEnd(head, raw, connectionEnd);
@@ -117,19 +117,20 @@ function copyEndToEnd(head: H1Head, raw: H1RawHead, ending: Buffer): Buffer {
   const { buf, start, end, lineStarts } = raw;
   const fieldsEnd = end - 2;
   const fields = head.fields;
+  const lines = fields.length >> 1;
   const connection = head.connection;
   let size = fieldsEnd - start + ending.length;
-  for (let i = 0; i < lineStarts.length; i++) {
-    if (isHopByHop(fields[2 * i]!, connection)) size -= (i + 1 < lineStarts.length ? lineStarts[i + 1]! : fieldsEnd) - lineStarts[i]!;
+  for (let i = 0; i < lines; i++) {
+    if (isHopByHop(fields[2 * i]!, connection)) size -= (i + 1 < lines ? lineStarts[i + 1]! : fieldsEnd) - lineStarts[i]!;
   }
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   let runStart = start;
-  for (let i = 0; i < lineStarts.length; i++) {
+  for (let i = 0; i < lines; i++) {
     if (!isHopByHop(fields[2 * i]!, connection)) continue;
     const lineStart = lineStarts[i]!;
     at += buf.copy(out, at, runStart, lineStart);
-    runStart = i + 1 < lineStarts.length ? lineStarts[i + 1]! : fieldsEnd;
+    runStart = i + 1 < lines ? lineStarts[i + 1]! : fieldsEnd;
   }
   at += buf.copy(out, at, runStart, fieldsEnd);
   ending.copy(out, at);
