@@ -1,4 +1,7 @@
+// Imported, not the globals: in Node 20 globalThis.performance and .Buffer are getters run on every use.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { EndpointStats } from '../balance/endpoint-stats.js';
 import type { PickResult } from '../balance/policy.js';
 import { OUTCOME, type Outcome, type TargetBalancer } from '../balance/target-balancer.js';

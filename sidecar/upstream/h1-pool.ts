@@ -1,4 +1,6 @@
+// Imported, not the global: in Node 20 globalThis.performance is a getter run on every use.
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../discovery/endpoint-set.js';
 import { sharedReadOptions } from '../wire/h1/read-buffer.js';
 import { H1UpstreamConnection, type UpstreamOwner } from '../wire/h1/upstream-connection.js';

@@ -1,4 +1,7 @@
+// Imported, not the globals: in Node 20 globalThis.performance and .Buffer are getters run on every use.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { ConnectionContext } from '../../accept/connection-context.js';
 import { FRAMING, H1Parser, type H1Head, type H1ParserEvents, type H1RawHead } from './parser.js';
 import { isBorrowed, readIntoSharedBuffer, streamSharedReads } from './read-buffer.js';

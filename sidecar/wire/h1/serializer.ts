@@ -1,3 +1,5 @@
+// Imported, not the global: in Node 20 globalThis.Buffer is a getter run on every use.
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import { FRAMING, isNamed, type H1Head, type H1RawHead } from './parser.js';
 
