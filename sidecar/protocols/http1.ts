@@ -1,12 +1,18 @@
+// Imported, not the globals: in Node 20 globalThis.performance and .Buffer are getters run on every use.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { EndpointStats } from '../balance/endpoint-stats.js';
 import type { PickResult } from '../balance/policy.js';
 import { OUTCOME, type Outcome, type TargetBalancer } from '../balance/target-balancer.js';
 import { H1AppConnection, hasRequestBody, type H1AppExchange, type H1RequestHandler } from '../wire/h1/app-connection.js';
-import { FRAMING, type H1Head } from '../wire/h1/parser.js';
+import { FRAMING, type H1Head, type H1RawHead } from '../wire/h1/parser.js';
 import {
+  CLOSE_HEAD_END,
   CLOSE_LINES,
   chunkSizeLine,
+  forwardRequestHead,
+  forwardResponseHead,
   keepAliveLines,
   serializeInterimHead,
   serializeLastChunk,
@@ -77,7 +83,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
   headSent = false;
   out: Out = OUT.none;
   /** The response head, not yet written: it goes out with the first body bytes. */
-  pendingHead: string | undefined = undefined;
+  pendingHead: string | Buffer | undefined = undefined;
   /** The app is gone, or the exchange is over. */
   done = false;
   /** Decoded chunk data of the read being parsed, sent upstream as one chunk once it is parsed. */
@@ -94,6 +100,8 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     readonly path: string,
     /** Host sent upstream in place of the app's, for absolute-form; else undefined. */
     readonly host: string | undefined,
+    /** The head as the endpoint gets it, copied from the app's bytes; undefined: written anew from `head`. */
+    readonly headBytes: Buffer | undefined,
   ) {
     super(relay.deps, 'http1');
     this.chunkedUp = head.framing === FRAMING.chunked;
@@ -147,7 +155,9 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
       socket.cork();
       app.corked = socket;
     }
-    socket.write(serializeRequestHead(this.head, this.path, this.host, this.chunkedUp), 'latin1');
+    const headBytes = this.headBytes;
+    if (headBytes !== undefined) socket.write(headBytes);
+    else socket.write(serializeRequestHead(this.head, this.path, this.host, this.chunkedUp), 'latin1');
     const replay = this.retried ? this.replay : null;
     if (replay !== null) for (const chunk of replay) writeBody(socket, chunk, this.chunkedUp);
     if (this.reqEnded && this.chunkedUp && this.retried) socket.write(serializeLastChunk(this.reqTrailers), 'latin1');
@@ -293,7 +303,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
     if (!this.reqEnded && !this.done) this.app.resumeInput();
   }
 
-  onResponseHead(head: H1Head): void {
+  onResponseHead(head: H1Head, raw: H1RawHead): void {
     if (this.done) return;
     const app = this.app;
     if (head.status < 200) {
@@ -339,8 +349,11 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
         }
     }
     if (!keepAlive) app.closeAfterResponse = true;
-    // Held until the body's first bytes (usually in the same read): one write carries both.
-    this.pendingHead = serializeResponseHead(head, te, keepAlive ? this.relay.keepAliveLines : CLOSE_LINES);
+    // Held until the body's first bytes (usually in the same read): one write carries both. The
+    // endpoint's own bytes when only hop-by-hop lines need to go, else a head written anew.
+    this.pendingHead =
+      (te === undefined ? forwardResponseHead(head, raw, keepAlive ? this.relay.keepAliveHeadEnd : CLOSE_HEAD_END) : undefined) ??
+      serializeResponseHead(head, te, keepAlive ? this.relay.keepAliveLines : CLOSE_LINES);
   }
 
   onResponseBody(data: Buffer): void {
@@ -350,7 +363,8 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
       // A small body is copied behind the head: one write (and one syscall) instead of a writev.
       this.pendingHead = undefined;
       const joined = Buffer.allocUnsafe(head.length + data.length);
-      joined.write(head, 0, 'latin1');
+      if (typeof head === 'string') joined.write(head, 0, 'latin1');
+      else head.copy(joined, 0);
       data.copy(joined, head.length);
       if (!this.app.socket.write(joined)) this.conn?.socket.pause();
       return;
@@ -395,7 +409,7 @@ class H1Exchange extends RequestLifecycle implements H1AppExchange, UpstreamUser
 
 /**
  * Writes the staged pieces of one read as one chunk (one copy when there are several, or when they
- * are views of the shared upstream read buffer) and empties the stage: at most three writes per
+ * are views of the shared read buffer) and empties the stage: at most three writes per
  * read, however finely the sender chunked it.
  */
 function writeStaged(socket: Socket, stage: Buffer[], isBorrowed = false): boolean {
@@ -405,9 +419,8 @@ function writeStaged(socket: Socket, stage: Buffer[], isBorrowed = false): boole
 }
 
 /**
- * A copy of response bytes read from an endpoint (a view of the read buffer every upstream
- * connection shares, sidecar/wire/h1/upstream-connection.ts), for a write that may keep it queued
- * past the read.
+ * A copy of response bytes read from an endpoint (a view of the read buffer every HTTP/1.1 socket
+ * shares, sidecar/wire/h1/read-buffer.ts), for a write that may keep it queued past the read.
  */
 function copyOfRead(data: Buffer): Buffer {
   return Buffer.from(data);
@@ -436,6 +449,8 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
   private sweep: NodeJS.Timeout | undefined = undefined;
   private readonly sweepIntervalMs: number;
   readonly keepAliveLines: string;
+  /** keepAliveLines and the empty line that ends a head, for a head forwarded as the endpoint sent it. */
+  readonly keepAliveHeadEnd: Buffer;
   closing = false;
 
   constructor(
@@ -443,6 +458,7 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
     readonly options: Http1Options = { headerTimeoutMs: DEFAULT_HTTP1_HEADER_TIMEOUT_MS, idleTimeoutMs: DEFAULT_HTTP1_IDLE_TIMEOUT_MS },
   ) {
     this.keepAliveLines = keepAliveLines(options.idleTimeoutMs);
+    this.keepAliveHeadEnd = Buffer.from(`${this.keepAliveLines}\r\n`, 'latin1');
     this.sweepIntervalMs = Math.max(MIN_SWEEP_INTERVAL_MS, Math.min(MAX_SWEEP_INTERVAL_MS, Math.floor(Math.min(options.headerTimeoutMs, options.idleTimeoutMs) / 4)));
   }
 
@@ -450,7 +466,7 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
     const conn = new H1AppConnection(socket, ctx, this);
     this.connections.add(conn);
     this.sweep ??= setInterval(() => this.checkTimeouts(), this.sweepIntervalMs).unref();
-    socket.resume();
+    conn.start();
   }
 
   close(): void {
@@ -492,7 +508,7 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
 
   // ------------------------------------------------------------------ a new request
 
-  startRequest(app: H1AppConnection, head: H1Head): void {
+  startRequest(app: H1AppConnection, head: H1Head, raw: H1RawHead): void {
     const target = head.target;
     let authority = head.host;
     let path = target;
@@ -509,14 +525,15 @@ export class Http1Relay implements ProtocolHandler, H1RequestHandler {
       path = parsed.path;
       host = parsed.authority;
     }
-    const ex = new H1Exchange(this, app, head, path, host);
+    // An origin-form request needs no new request line or Host: its own bytes go, less hop-by-hop lines.
+    const ex = new H1Exchange(this, app, head, path, host, host === undefined ? forwardRequestHead(head, raw) : undefined);
     app.exchange = ex;
     ex.route(app.ctx, authority);
   }
 
   /** A request refused before an exchange began: answered, the connection kept when it can be. */
   private rejectRequest(app: H1AppConnection, head: H1Head, status: number, message: string): void {
-    const ex = new H1Exchange(this, app, head, head.target, undefined);
+    const ex = new H1Exchange(this, app, head, head.target, undefined, undefined);
     app.exchange = ex;
     ex.answer(status, message);
   }

@@ -1,3 +1,5 @@
+// Imported, not the global: in Node 20 globalThis.performance is a getter run on every use.
+import { performance } from 'node:perf_hooks';
 import { NoEndpointsError } from '../../src/common/errors.js';
 import { PROTOCOL_INDEX, type ProtocolLabel } from '../admin/metrics.js';
 import type { EndpointStats } from '../balance/endpoint-stats.js';

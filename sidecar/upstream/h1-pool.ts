@@ -1,6 +1,9 @@
+// Imported, not the global: in Node 20 globalThis.performance is a getter run on every use.
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../discovery/endpoint-set.js';
-import { H1UpstreamConnection, upstreamReadOptions, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
+import { sharedReadOptions } from '../wire/h1/read-buffer.js';
+import { H1UpstreamConnection, type UpstreamOwner } from '../wire/h1/upstream-connection.js';
 import { UpstreamConnectError } from './connect-error.js';
 
 /** Idle kept-alive connections kept per endpoint; more are closed when their request ends. */
@@ -98,7 +101,7 @@ export class H1Pool implements UpstreamOwner {
     return new Promise((resolve, reject) => {
       // Reads go straight to the connection, which exists before any byte can arrive.
       let conn: H1UpstreamConnection | undefined;
-      const onread = upstreamReadOptions((chunk) => conn!.onRead(chunk));
+      const onread = sharedReadOptions((chunk) => conn!.onRead(chunk));
       const socket = net.connect({ host, port, noDelay: true, timeout: this.connectTimeoutMs, onread });
       const onError = (err: Error) => {
         socket.destroy();

@@ -1,12 +1,19 @@
+// Imported, not the globals: in Node 20 globalThis.performance and .Buffer are getters run on every use.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { ConnectionContext } from '../../accept/connection-context.js';
-import { FRAMING, H1Parser, type H1Head, type H1ParserEvents } from './parser.js';
+import { FRAMING, H1Parser, type H1Head, type H1ParserEvents, type H1RawHead } from './parser.js';
+import { isBorrowed, readIntoSharedBuffer, streamSharedReads } from './read-buffer.js';
 import { CLOSE_LINES, serializeReply } from './serializer.js';
 
 /** What an app connection asks of the relay that owns it: one request's life, and bookkeeping. */
 export interface H1RequestHandler {
-  /** A request head arrived; `conn.exchange` must be set (possibly to a finished one) before this returns. */
-  startRequest(conn: H1AppConnection, head: H1Head): void;
+  /**
+   * A request head arrived; `conn.exchange` must be set (possibly to a finished one) before this
+   * returns. `raw` says where its bytes are, valid only during this call.
+   */
+  startRequest(conn: H1AppConnection, head: H1Head, raw: H1RawHead): void;
   /** An Upgrade or CONNECT request: the connection stops being HTTP; `rest` is what followed the head. */
   startUpgrade(conn: H1AppConnection, head: H1Head, rest: Buffer): void;
   connectionClosed(conn: H1AppConnection): void;
@@ -31,7 +38,7 @@ export interface H1AppExchange {
  * relay, one at a time. Pipelined requests wait, unparsed, until the response before them is
  * complete, so responses go back in order and at most one read of input (64 KiB, the socket's read
  * size) is held per connection; reading pauses whenever the request's endpoint is slower than the
- * app (backpressure).
+ * app (backpressure). Reads go into the buffer all HTTP/1.1 sockets share (./read-buffer.ts).
  */
 export class H1AppConnection implements H1ParserEvents {
   readonly parser: H1Parser;
@@ -59,10 +66,22 @@ export class H1AppConnection implements H1ParserEvents {
   ) {
     this.parser = new H1Parser('request', this);
     this.idleSince = performance.now();
-    socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
     socket.on('end', this.onAppEnd);
     socket.on('close', () => this.onClose());
+  }
+
+  /**
+   * Starts reading the (paused) socket: the bytes already read (those protocol detection put back)
+   * first, then each read as a view of the shared read buffer, or as 'data' events where this Node
+   * cannot read into it.
+   */
+  start(): void {
+    const socket = this.socket;
+    const early = socket.read() as Buffer | null;
+    if (!readIntoSharedBuffer(socket, this.onData)) socket.on('data', this.onData);
+    if (early !== null) this.onData(early);
+    if (!this.parser.isPaused && !this.parser.isDone && !this.closed && this.leftover === undefined) socket.resume();
   }
 
   /** Corks `socket` until the read being parsed is done (one write per read); returns it. */
@@ -125,13 +144,15 @@ export class H1AppConnection implements H1ParserEvents {
       this.socket.off('data', this.onData);
       this.socket.off('drain', this.onDrain);
       this.socket.off('end', this.onAppEnd);
+      // From here the socket is a plain stream for the pipe: later reads become 'data' events again.
+      streamSharedReads(this.socket);
       this.headStartedAt = 0;
-      this.handler.startUpgrade(this, head, offset < chunk.length ? chunk.subarray(offset) : Buffer.alloc(0));
+      this.handler.startUpgrade(this, head, offset < chunk.length ? keptOf(chunk.subarray(offset)) : Buffer.alloc(0));
       return;
     }
     if (this.parser.isDone) return;
     if (offset < chunk.length) {
-      this.leftover = chunk.subarray(offset);
+      this.leftover = keptOf(chunk.subarray(offset));
       this.socket.pause();
     }
     if (this.exchange === undefined && this.parser.isIdle) this.headStartedAt = 0;
@@ -160,7 +181,7 @@ export class H1AppConnection implements H1ParserEvents {
 
   // ---------------------------------------------------------------- parser events
 
-  onHead(head: H1Head): void {
+  onHead(head: H1Head, raw: H1RawHead): void {
     this.headStartedAt = 0;
     if (head.isUpgrade) {
       this.upgradeHead = head;
@@ -168,11 +189,12 @@ export class H1AppConnection implements H1ParserEvents {
     }
     if (!head.keepAlive) this.closeAfterResponse = true;
     // One request at a time: the next is parsed once this one's response is complete.
-    this.handler.startRequest(this, head);
+    this.handler.startRequest(this, head, raw);
   }
 
   onBody(data: Buffer): void {
-    this.exchange?.onRequestBody(data);
+    // Body bytes may wait in a write queue or be kept for a retry: never a view of the shared buffer.
+    this.exchange?.onRequestBody(keptOf(data));
   }
 
   onEnd(trailers: string[] | undefined): void {
@@ -201,6 +223,11 @@ export class H1AppConnection implements H1ParserEvents {
     this.idleSince = performance.now();
     if (this.closeAfterResponse || this.parser.isDone) {
       this.socket.end();
+      // Reading may be paused (it stops at once when reads go into the shared buffer): read on, and
+      // drop what comes, so the app's own close is seen and the socket does not linger half-open.
+      this.parser.stop();
+      this.leftover = undefined;
+      if (!this.appEnded) this.socket.resume();
       return;
     }
     this.resumeInput();
@@ -238,6 +265,18 @@ export class H1AppConnection implements H1ParserEvents {
     exchange?.onAppClosed();
     this.handler.connectionClosed(this);
   }
+}
+
+/**
+ * `chunk` itself, or a copy of it if it is a view of the shared read buffer: for keeping past its
+ * read. The copy has memory of its own, exactly its size (not a slice of Node's 8 KiB pool), so what
+ * a kept body chunk pins is what request/replay.ts charges for it, as when each read had its own buffer.
+ */
+function keptOf(chunk: Buffer): Buffer {
+  if (!isBorrowed(chunk)) return chunk;
+  const copy = Buffer.allocUnsafeSlow(chunk.length);
+  chunk.copy(copy);
+  return copy;
 }
 
 /** Whether a request head has a body to relay. */

@@ -24,6 +24,7 @@ const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
 const SEMICOLON = 0x3b;
+const COLON = 0x3a;
 const EQUALS = 0x3d;
 const DQUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -53,6 +54,8 @@ for (let c = 0; c < 6; c++) {
 }
 /** scheme "://" at the start of an absolute-form target (RFC 3986 section 3.1). */
 const ABSOLUTE_TARGET = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** How a message body is delimited (RFC 9112 section 6.3). */
 export const FRAMING = { none: 0, length: 1, chunked: 2, close: 3 } as const;
@@ -89,9 +92,27 @@ export interface H1Head {
   isUpgrade: boolean;
 }
 
+/**
+ * Where the bytes of the head being reported are, for an owner that forwards them as they came.
+ * Valid only during onHead: the bytes may be a view of a read buffer that the next read reuses.
+ */
+export interface H1RawHead {
+  /** The head is buf[start, end), its empty line included. */
+  buf: Buffer;
+  start: number;
+  end: number;
+  /**
+   * Where field line i (fields[2i], fields[2i + 1]) starts in buf; it ends, CRLF included, where the
+   * next starts, or at end - 2. Entries from fields.length / 2 on are left over from earlier heads.
+   */
+  lineStarts: number[];
+  /** Every field line is already "name: value" (one space after the colon, no whitespace after the value). */
+  isCanonical: boolean;
+}
+
 /** What a parser tells its owner. The owner may call pause() from any of these. */
 export interface H1ParserEvents {
-  onHead(head: H1Head): void;
+  onHead(head: H1Head, raw: H1RawHead): void;
   /** A slice of the read given to execute(): valid until the owner returns, unless it keeps the Buffer. */
   onBody(data: Buffer): void;
   /** The message is complete; `trailers` are those of a chunked body (name, value, ...), if any. */
@@ -139,6 +160,8 @@ export class H1Parser {
   /** Where in a chunk extension the parser is. */
   private extPart: number = EXT.start;
   private head: H1Head | undefined = undefined;
+  /** Where the head being reported lies; one per parser, rewritten for each head. */
+  private readonly raw: H1RawHead = { buf: NO_BYTES, start: 0, end: 0, lineStarts: [], isCanonical: true };
   /** For a response parser: the method of the request being answered. */
   requestMethod = 'GET';
 
@@ -329,7 +352,9 @@ export class H1Parser {
       this.fail(this.kind === 'request' ? 400 : 502, problem);
       return false;
     }
-    const fieldProblem = parseFields(text, firstEnd + 2, head.fields);
+    const raw = this.raw;
+    raw.isCanonical = true;
+    const fieldProblem = parseFields(text, firstEnd + 2, head.fields, raw, start);
     if (fieldProblem !== undefined) {
       this.fail(fieldProblem === TOO_MANY_FIELDS && this.kind === 'request' ? 431 : this.kind === 'request' ? 400 : 502, fieldProblem);
       return false;
@@ -344,7 +369,12 @@ export class H1Parser {
     if (head.isUpgrade || (this.kind === 'response' && head.status === 101)) this.state = STATE.done;
     else if (isInterim) this.state = STATE.head;
     else this.enterBody(head);
-    this.events.onHead(head);
+    raw.buf = buf;
+    raw.start = start;
+    raw.end = end;
+    this.events.onHead(head, raw);
+    // Not kept past the event: a carried-over head's buffer is freed.
+    raw.buf = NO_BYTES;
     if (!isInterim && this.state === STATE.head && this.head === head) this.finish(undefined);
     return true;
   }
@@ -542,7 +572,9 @@ const TOO_MANY_FIELDS = `more than ${MAX_HEADER_FIELDS} header fields`;
 function parseRequestLine(line: string, head: H1Head): string | undefined {
   const sp1 = line.indexOf(' ');
   if (sp1 <= 0) return 'the request line is not "METHOD target HTTP/1.1"';
-  if (!KNOWN_METHODS.has(line.slice(0, sp1))) return `method "${line.slice(0, Math.min(sp1, 20))}" is not known; allowed: ${METHODS.join(', ')}`;
+  const method = line.slice(0, sp1);
+  // The usual two without hashing the string for the set.
+  if (method !== 'GET' && method !== 'POST' && !KNOWN_METHODS.has(method)) return `method "${line.slice(0, Math.min(sp1, 20))}" is not known; allowed: ${METHODS.join(', ')}`;
   const sp2 = line.indexOf(' ', sp1 + 1);
   if (sp2 < 0 || sp2 === sp1 + 1) return 'the request line is not "METHOD target HTTP/1.1"';
   for (let i = sp1 + 1; i < sp2; i++) if (TARGET[line.charCodeAt(i)] === 0) return 'a control character or space in the request target';
@@ -550,7 +582,7 @@ function parseRequestLine(line: string, head: H1Head): string | undefined {
   if (version === 'HTTP/1.1') head.minor = 1;
   else if (version === 'HTTP/1.0') head.minor = 0;
   else return `HTTP version "${version.slice(0, 20)}" is not supported; allowed: HTTP/1.1, HTTP/1.0`;
-  head.method = line.slice(0, sp1);
+  head.method = method;
   const target = line.slice(sp1 + 1, sp2);
   const c0 = target.charCodeAt(0);
   if (head.method === 'CONNECT') {
@@ -568,7 +600,7 @@ function parseStatusLine(line: string, head: H1Head): string | undefined {
   else if (line.startsWith('HTTP/1.0 ')) head.minor = 0;
   else return `the status line "${line.slice(0, 40)}" does not start with HTTP/1.1 or HTTP/1.0`;
   const code = line.slice(9, 12);
-  if (!/^[1-9]\d\d$/.test(code)) return `the status code "${code}" is not three digits`;
+  if (code.length !== 3 || !isDigits(code) || code.charCodeAt(0) === 0x30) return `the status code "${code}" is not three digits`;
   if (line.length > 12 && line.charCodeAt(12) !== SP) return 'the status code is not followed by a space';
   const reason = line.slice(13);
   for (let i = 0; i < reason.length; i++) if (FIELD_VALUE[reason.charCodeAt(i)] === 0) return 'a control character in the reason phrase';
@@ -597,33 +629,68 @@ function isMethodSoFar(buf: Buffer, from: number): boolean {
   return sp < 0 ? METHOD_PREFIXES.has(method) : KNOWN_METHODS.has(method);
 }
 
-/** field-name ":" OWS field-value OWS, one per CRLF-ended line, from text[from] to the end. */
-function parseFields(text: string, from: number, out: string[]): string | undefined {
+/**
+ * field-name ":" OWS field-value OWS, one per CRLF-ended line, from text[from] to the end. The
+ * lines were checked by scanBlock to end in CRLF with no other CR or LF, so each line is read in
+ * one pass: the name up to the colon, the value up to the CR (or the end of the text). With `raw`,
+ * where each line starts (text[0] being buf[offset]) and whether all are canonical are noted there.
+ */
+function parseFields(text: string, from: number, out: string[], raw?: H1RawHead, offset = 0): string | undefined {
   let pos = from;
   const end = text.length;
   while (pos < end) {
-    let lineEnd = text.indexOf('\r\n', pos);
-    if (lineEnd < 0) lineEnd = end;
     const first = text.charCodeAt(pos);
     if (first === SP || first === HTAB) return 'obs-fold (a header line starting with whitespace) is not allowed (RFC 9112 section 5.2)';
-    const colon = text.indexOf(':', pos);
-    if (colon < 0 || colon > lineEnd) return 'a header line without a colon';
-    if (colon === pos) return 'an empty header name';
-    for (let i = pos; i < colon; i++) {
-      if (TOKEN[text.charCodeAt(i)] === 0) return `header name "${text.slice(pos, colon).slice(0, 100)}" has a character not allowed in a token (no spaces, no whitespace before the colon)`;
-    }
-    let vs = colon + 1;
-    let ve = lineEnd;
-    while (vs < ve && (text.charCodeAt(vs) === SP || text.charCodeAt(vs) === HTAB)) vs++;
-    while (ve > vs && (text.charCodeAt(ve - 1) === SP || text.charCodeAt(ve - 1) === HTAB)) ve--;
-    for (let i = vs; i < ve; i++) {
-      if (FIELD_VALUE[text.charCodeAt(i)] === 0) return `the value of "${text.slice(pos, colon)}" has a control character (CR, LF, NUL and other controls are not allowed)`;
-    }
+    let i = pos;
+    while (i < end && TOKEN[text.charCodeAt(i)] === 1) i++;
+    if (i === end || text.charCodeAt(i) !== COLON) return fieldNameProblem(text, pos);
+    if (i === pos) return 'an empty header name';
+    const colon = i++;
+    let c = 0;
+    while (i < end && ((c = text.charCodeAt(i)) === SP || c === HTAB)) i++;
+    const vs = i;
+    while (i < end && FIELD_VALUE[text.charCodeAt(i)] === 1) i++;
+    if (i < end && text.charCodeAt(i) !== CR) return `the value of "${text.slice(pos, colon)}" has a control character (CR, LF, NUL and other controls are not allowed)`;
+    let ve = i;
+    while (ve > vs && ((c = text.charCodeAt(ve - 1)) === SP || c === HTAB)) ve--;
     if (out.length >= MAX_HEADER_FIELDS * 2) return TOO_MANY_FIELDS;
+    if (raw !== undefined) {
+      raw.lineStarts[out.length >> 1] = offset + pos;
+      if (vs !== colon + 2 || text.charCodeAt(colon + 1) !== SP || ve !== i) raw.isCanonical = false;
+    }
     out.push(text.slice(pos, colon), text.slice(vs, ve));
-    pos = lineEnd + 2;
+    pos = i + 2;
   }
   return undefined;
+}
+
+/** What is wrong with the name of the line at text[pos], whose name is not a token followed by a colon. */
+function fieldNameProblem(text: string, pos: number): string {
+  let lineEnd = text.indexOf('\r\n', pos);
+  if (lineEnd < 0) lineEnd = text.length;
+  const colon = text.indexOf(':', pos);
+  if (colon < 0 || colon > lineEnd) return 'a header line without a colon';
+  if (colon === pos) return 'an empty header name';
+  return `header name "${text.slice(pos, colon).slice(0, 100)}" has a character not allowed in a token (no spaces, no whitespace before the colon)`;
+}
+
+/** Whether `value` is one or more decimal digits (an empty value is not). */
+function isDigits(value: string): boolean {
+  if (value.length === 0) return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/** The tokens of a Connection value, lowercased and trimmed; one token (the usual case) without split(). */
+function connectionTokens(value: string): string[] {
+  const lower = value.toLowerCase();
+  if (lower.indexOf(',') < 0) return [lower.trim()];
+  const tokens = lower.split(',');
+  for (let t = 0; t < tokens.length; t++) tokens[t] = tokens[t]!.trim();
+  return tokens;
 }
 
 interface FieldInfo {
@@ -651,15 +718,14 @@ function analyseFields(head: H1Head): FieldInfo | string {
         break;
       case 10:
         if (isNamed(name, 'connection')) {
-          const tokens = value.toLowerCase().split(',');
-          for (let t = 0; t < tokens.length; t++) tokens[t] = tokens[t]!.trim();
+          const tokens = connectionTokens(value);
           head.connection = head.connection === undefined ? tokens : head.connection.concat(tokens);
         }
         break;
       case 14:
         if (isNamed(name, 'content-length')) {
           if (cl !== undefined) return 'more than one Content-Length header';
-          if (value.length === 0 || value.length > 15 || !/^\d+$/.test(value)) return `Content-Length "${value.slice(0, 40)}" is not a decimal number of at most 15 digits`;
+          if (value.length > 15 || !isDigits(value)) return `Content-Length "${value.slice(0, 40)}" is not a decimal number of at most 15 digits`;
           cl = Number(value);
         }
         break;

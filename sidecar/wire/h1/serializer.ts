@@ -1,5 +1,7 @@
+// Imported, not the global: in Node 20 globalThis.Buffer is a getter run on every use.
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
-import { isNamed, type H1Head } from './parser.js';
+import { FRAMING, isNamed, type H1Head, type H1RawHead } from './parser.js';
 
 /**
  * Heads as the other hop gets them: hop-by-hop fields (RFC 9110 section 7.6.1) and those the
@@ -82,6 +84,61 @@ export function serializeResponseHead(head: H1Head, transferEncoding: string | u
   return `${out}${connectionLines}\r\n`;
 }
 
+/** Bytes of "HTTP/1.1 200 " : a status line shorter than this (no space before an empty reason) is rewritten. */
+const MIN_STATUS_LINE_BYTES = 13;
+
+/**
+ * The response head for the app as the endpoint sent it, its hop-by-hop lines cut out and
+ * `connectionEnd` (connection lines and the empty line) put at the end: the same bytes
+ * serializeResponseHead gives with no Transfer-Encoding to write, copied rather than rebuilt as a
+ * string. Undefined when the head needs rewriting: an HTTP/1.0 status line, or one without the
+ * space before its reason, or a field line not already "name: value".
+ */
+export function forwardResponseHead(head: H1Head, raw: H1RawHead, connectionEnd: Buffer): Buffer | undefined {
+  const statusEnd = head.fields.length > 0 ? raw.lineStarts[0]! : raw.end - 2;
+  // minor 1: the status line starts "HTTP/1.1 " (parseStatusLine), as the one written would.
+  if (!raw.isCanonical || head.minor !== 1 || statusEnd - 2 - raw.start < MIN_STATUS_LINE_BYTES) return undefined;
+  return copyEndToEnd(head, raw, connectionEnd);
+}
+
+/**
+ * The request head for an endpoint as the app sent it, its hop-by-hop lines cut out: the bytes
+ * serializeRequestHead gives for an origin-form request without a new Host and not chunked.
+ * Undefined when the head needs rewriting: HTTP/1.0, a chunked body (its Transfer-Encoding line is
+ * written last), or a field line not already "name: value".
+ */
+export function forwardRequestHead(head: H1Head, raw: H1RawHead): Buffer | undefined {
+  if (!raw.isCanonical || head.minor !== 1 || head.framing === FRAMING.chunked) return undefined;
+  return copyEndToEnd(head, raw, EMPTY_LINE);
+}
+
+const EMPTY_LINE = Buffer.from('\r\n', 'latin1');
+
+/** The start line and the end-to-end field lines of `raw`, then `ending` (which ends the head). */
+function copyEndToEnd(head: H1Head, raw: H1RawHead, ending: Buffer): Buffer {
+  const { buf, start, end, lineStarts } = raw;
+  const fieldsEnd = end - 2;
+  const fields = head.fields;
+  const lines = fields.length >> 1;
+  const connection = head.connection;
+  let size = fieldsEnd - start + ending.length;
+  for (let i = 0; i < lines; i++) {
+    if (isHopByHop(fields[2 * i]!, connection)) size -= (i + 1 < lines ? lineStarts[i + 1]! : fieldsEnd) - lineStarts[i]!;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  let runStart = start;
+  for (let i = 0; i < lines; i++) {
+    if (!isHopByHop(fields[2 * i]!, connection)) continue;
+    const lineStart = lineStarts[i]!;
+    at += buf.copy(out, at, runStart, lineStart);
+    runStart = i + 1 < lines ? lineStarts[i + 1]! : fieldsEnd;
+  }
+  at += buf.copy(out, at, runStart, fieldsEnd);
+  ending.copy(out, at);
+  return out;
+}
+
 /** A 1xx interim response (100 Continue, 103 Early Hints) as the endpoint sent it, minus hop-by-hop fields. */
 export function serializeInterimHead(head: H1Head): string {
   return `HTTP/1.1 ${head.status} ${head.reason}\r\n${fieldLines(head.fields, head.connection, false)}\r\n`;
@@ -107,6 +164,8 @@ export function serializeReply(status: number, message: string, connectionLines:
 }
 
 export const CLOSE_LINES = 'connection: close\r\n';
+/** CLOSE_LINES and the empty line that ends a head, for forwardResponseHead. */
+export const CLOSE_HEAD_END = Buffer.from(`${CLOSE_LINES}\r\n`, 'latin1');
 
 /** Connection lines of a kept-alive response, telling the app how long the proxy keeps it idle. */
 export function keepAliveLines(idleTimeoutMs: number): string {

@@ -1,30 +1,10 @@
-import type { OnReadOpts, Socket } from 'node:net';
-import { H1Parser, type H1Head, type H1ParserEvents } from './parser.js';
-
-/** The most one read from an endpoint takes (as Node's own reads). */
-const READ_BUFFER_BYTES = 64 * 1024;
-/**
- * Every upstream connection reads into this one buffer: a read is parsed and relayed before the
- * next one lands, so no buffer is allocated per read and Node's stream machinery is skipped. Nothing
- * may keep a view of a read after it was handled: body bytes written on without a copy are copied
- * first (sidecar/protocols/http1.ts).
- */
-const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-
-/** The `onread` option of net.connect for an upstream socket: each read goes to `onRead` as a view of the shared buffer. */
-export function upstreamReadOptions(onRead: (chunk: Buffer) => void): OnReadOpts {
-  return {
-    buffer: readBuffer,
-    callback: (bytes: number) => {
-      onRead(readBuffer.subarray(0, bytes));
-      return true;
-    },
-  };
-}
+import type { Socket } from 'node:net';
+import { H1Parser, type H1Head, type H1ParserEvents, type H1RawHead } from './parser.js';
 
 /** The request currently using an upstream connection: it gets the response as it is parsed. */
 export interface UpstreamUser {
-  onResponseHead(head: H1Head): void;
+  /** `raw`: where the head's bytes are, valid only during this call. */
+  onResponseHead(head: H1Head, raw: H1RawHead): void;
   onResponseBody(data: Buffer): void;
   onResponseEnd(trailers: string[] | undefined): void;
   /**
@@ -99,9 +79,9 @@ export class H1UpstreamConnection implements H1ParserEvents {
     this.socket.destroy();
   }
 
-  onHead(head: H1Head): void {
+  onHead(head: H1Head, raw: H1RawHead): void {
     if (head.status >= 200 && !head.keepAlive) this.keepAlive = false;
-    this.user?.onResponseHead(head);
+    this.user?.onResponseHead(head, raw);
   }
 
   onBody(data: Buffer): void {
@@ -121,7 +101,7 @@ export class H1UpstreamConnection implements H1ParserEvents {
     user?.onUpstreamFailed(this, `malformed response: ${reason}`, 'MESHLET_MALFORMED_RESPONSE');
   }
 
-  /** A read from the socket (opened with upstreamReadOptions): a view valid until this returns. */
+  /** A read from the socket (opened with sharedReadOptions, ./read-buffer.ts): a view valid until this returns. */
   onRead(chunk: Buffer): void {
     const user = this.user;
     if (user === undefined) {
