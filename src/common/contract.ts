@@ -61,8 +61,9 @@ export const IMAGE_ENTRYPOINT = ['node', '/app/bin/meshlet.js'] as const;
  *   16 MiB the peak at 1,000 req/s was 97 MiB and 113-117 MiB after saturation;
  * - a 4 MiB initial old generation makes the first full collections come early instead of after
  *   old space has grown by promoted garbage: 0.5-1 MiB off the peak at 1,000 req/s and about
- *   10 MiB off the RSS after saturation.
- * CPU per request was unchanged within noise for HTTP/2 and HTTP/1.1.
+ *   10 MiB off the peak after saturation (tools/peak-rss.ts).
+ * HTTP/2 CPU per request with these flags and PROXY_ENV: 1.00-1.11 times HAProxy's in three runs
+ * (0.93-1.16 before); the added p99 at 1,000 req/s did not move (README, Benchmarks).
  */
 export const PROXY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--initial-old-space-size=4'];
 
