@@ -62,3 +62,28 @@ export async function exchangeRaw(port: number, data: string | Buffer): Promise<
   }
   return Buffer.concat(chunks).toString('latin1');
 }
+
+/**
+ * A raw HTTP/1.1 endpoint on loopback for tests that check bytes exactly: it reads request heads
+ * (of requests without a body) as latin1 text and hands each to `onHead` with the socket to answer
+ * on; `bytesReceived` counts every byte it was sent.
+ */
+export async function startRawEndpoint(onHead: (head: string, socket: net.Socket) => void): Promise<{ server: net.Server; address: string; bytesReceived(): number }> {
+  let bytes = 0;
+  const server = net.createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    let buffered = '';
+    socket.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      buffered += chunk.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const head = buffered.slice(0, end + 4);
+        buffered = buffered.slice(end + 4);
+        onHead(head, socket);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, bytesReceived: () => bytes };
+}

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import t from 'tap';
-import { exchangeRaw } from '../../helpers/http1-kit.js';
+import { exchangeRaw, startRawEndpoint } from '../../helpers/http1-kit.js';
 import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 /**
@@ -48,29 +48,17 @@ const cases: Array<{ name: string; head: string; expected: string }> = [
 const FIRST_PIECE_BYTES = 20;
 
 /** Answers GET /<index>[?split] with cases[index]'s head and the body "ok" (split: the head in two writes). */
-async function startEndpoint(): Promise<{ server: net.Server; address: string }> {
-  const server = net.createServer((socket) => {
-    socket.on('error', () => socket.destroy());
-    let buffered = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (c: string) => {
-      buffered += c;
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const target = /^GET \/(\d+)(\?split)? /.exec(buffered)!;
-        buffered = buffered.slice(end + 4);
-        const reply = Buffer.from(`${cases[Number(target[1])]!.head}ok`, 'latin1');
-        if (target[2] === undefined) {
-          socket.write(reply);
-        } else {
-          // The second piece after the first was written: the proxy may read them apart.
-          socket.write(reply.subarray(0, FIRST_PIECE_BYTES), () => setImmediate(() => socket.write(reply.subarray(FIRST_PIECE_BYTES))));
-        }
-      }
-    });
+function startEndpoint(): ReturnType<typeof startRawEndpoint> {
+  return startRawEndpoint((head, socket) => {
+    const target = /^GET \/(\d+)(\?split)? /.exec(head)!;
+    const reply = Buffer.from(`${cases[Number(target[1])]!.head}ok`, 'latin1');
+    if (target[2] === undefined) {
+      socket.write(reply);
+    } else {
+      // The second piece after the first was written: the proxy may read them apart.
+      socket.write(reply.subarray(0, FIRST_PIECE_BYTES), () => setImmediate(() => socket.write(reply.subarray(FIRST_PIECE_BYTES))));
+    }
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 t.test('response heads as the app gets them', async (t) => {
@@ -118,22 +106,11 @@ const requestCases: Array<{ name: string; head: string; expected: string }> = [
 
 t.test('request heads as the endpoint gets them', async (t) => {
   const heads: string[] = [];
-  const server = net.createServer((socket) => {
-    socket.on('error', () => socket.destroy());
-    let buffered = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (c: string) => {
-      buffered += c;
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        heads.push(buffered.slice(0, end + 4));
-        buffered = buffered.slice(end + 4);
-        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-      }
-    });
+  const { server, address } = await startRawEndpoint((head, socket) => {
+    heads.push(head);
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { proxy } = await startTestProxy(new TestSource([`127.0.0.1:${(server.address() as AddressInfo).port}`]));
+  const { proxy } = await startTestProxy(new TestSource([address]));
   t.teardown(async () => {
     await proxy.close();
     server.close();

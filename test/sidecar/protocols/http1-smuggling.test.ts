@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { SMUGGLING_CASES, SMUGGLING_PREFIX } from '../../helpers/h1-smuggling-cases.js';
-import { exchangeRaw } from '../../helpers/http1-kit.js';
+import { exchangeRaw, startRawEndpoint } from '../../helpers/http1-kit.js';
 import { TestSource, startTestProxy } from '../../helpers/proxy-harness.js';
 
 /**
@@ -18,34 +18,20 @@ const cases = SMUGGLING_CASES;
 
 t.test(`${cases.length} smuggling vectors: each answered 400, nothing sent upstream, the proxy keeps serving`, async (t) => {
   // A raw endpoint that counts every byte it is sent, and answers any request head with 200.
-  let upstreamBytes = 0;
-  const endpoint = net.createServer((socket) => {
-    socket.on('error', () => socket.destroy());
-    let seen = '';
-    socket.on('data', (chunk: Buffer) => {
-      upstreamBytes += chunk.length;
-      seen += chunk.toString('latin1');
-      if (seen.includes('\r\n\r\n')) {
-        seen = '';
-        socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-      }
-    });
-  });
-  endpoint.listen(0, '127.0.0.1');
-  await once(endpoint, 'listening');
-  const { proxy } = await startTestProxy(new TestSource([`127.0.0.1:${(endpoint.address() as AddressInfo).port}`]));
+  const endpoint = await startRawEndpoint((_head, socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+  const { proxy } = await startTestProxy(new TestSource([endpoint.address]));
   t.teardown(async () => {
     await proxy.close();
-    await new Promise((r) => endpoint.close(r));
+    await new Promise((r) => endpoint.server.close(r));
   });
   for (const c of cases) {
     const reply = await exchangeRaw(proxy.address.port, c.raw);
     t.match(reply, /^HTTP\/1\.1 400 Bad Request\r\n/, `${c.name}: 400`);
-    t.equal(upstreamBytes, 0, `${c.name}: nothing sent upstream`);
+    t.equal(endpoint.bytesReceived(), 0, `${c.name}: nothing sent upstream`);
   }
   const good = await exchangeRaw(proxy.address.port, `${H}Content-Length: 4\r\nConnection: close\r\n\r\nabcd`);
   t.match(good, /^HTTP\/1\.1 200 OK\r\n/, 'a well-formed request still goes through');
-  t.ok(upstreamBytes > 0, 'and reaches the endpoint (so the byte count above could have caught a leak)');
+  t.ok(endpoint.bytesReceived() > 0, 'and reaches the endpoint (so the byte count above could have caught a leak)');
 });
 
 t.test('a chunk framing error after the head: 400 to the app, and the endpoint never gets a complete request', async (t) => {
